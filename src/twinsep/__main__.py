@@ -1,0 +1,3 @@
+from twinsep.cli import run
+
+run()

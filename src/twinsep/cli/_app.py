@@ -1,0 +1,74 @@
+"""The Typer application object shared by the command modules.
+
+Each command lives in its own module of this package, imports ``app`` from here and keeps
+its heavy imports inside the command function, so that ``twinsep --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="twinsep",
+    help="Virtual surgical planning for separating craniopagus conjoined twins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Messages for the user (stderr, so that stdout stays clean for piping).
+console = Console(stderr=True, highlight=False)
+
+
+def parse_point(text: str | None, name: str) -> tuple[float, float, float] | None:
+    """Parse ``"X,Y,Z"`` (world mm) or return None."""
+    if text is None:
+        return None
+    try:
+        parts = [float(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        from twinsep.errors import InputError
+
+        raise InputError(f"{name} must be three numbers X,Y,Z in world mm, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+def progress():  # noqa: ANN201 - rich.progress.Progress
+    """A Rich progress bar for long steps (on stderr)."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from twinsep import __version__
+
+        typer.echo(f"twinsep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Virtual surgical planning for separating craniopagus conjoined twins."""

@@ -1,0 +1,196 @@
+"""An image that carries its geometry with its array.
+
+World coordinates are ITK's physical coordinates in millimetres (LPS: +x towards the
+patient's left, +y posterior, +z superior), exactly as SimpleITK reads them from DICOM,
+NIfTI, NRRD or MHA. Nothing here assumes axis-aligned or isotropic voxels.
+
+Axis order: ``Volume.array`` is indexed ``[k, j, i]`` (slowest first), the order of
+SimpleITK's numpy view, while ``origin``, ``spacing`` and the columns of ``direction``
+follow ITK's ``(i, j, k)`` order. ``spacing_kji`` gives the spacing in array order,
+for ``scipy.ndimage`` and ``skimage`` functions that take ``sampling=``/``spacing=``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twinsep.errors import InputError
+
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3-D array on a world grid.
+
+    Parameters
+    ----------
+    array : ndarray, shape (nk, nj, ni)
+        Voxel values, indexed ``[k, j, i]``.
+    origin : (3,) float
+        World position (mm) of the centre of voxel ``(i, j, k) = (0, 0, 0)``.
+    spacing : (3,) float
+        Voxel size (mm) along ``i, j, k``.
+    direction : (9,) float
+        Row-major 3x3 matrix whose columns are the world directions of ``i, j, k``.
+    """
+
+    array: np.ndarray
+    origin: Vec3 = (0.0, 0.0, 0.0)
+    spacing: Vec3 = (1.0, 1.0, 1.0)
+    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise InputError(f"expected a 3-D image, got {self.array.ndim}-D")
+        object.__setattr__(self, "origin", tuple(float(v) for v in self.origin))
+        object.__setattr__(self, "spacing", tuple(float(v) for v in self.spacing))
+        object.__setattr__(self, "direction", tuple(float(v) for v in np.ravel(self.direction)))
+        if len(self.direction) != 9:
+            raise ValueError("direction must have 9 values")
+        if min(self.spacing) <= 0:
+            raise InputError(f"voxel spacing must be positive, got {self.spacing}")
+
+    # --- geometry -----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(nk, nj, ni)``."""
+        return self.array.shape  # type: ignore[return-value]
+
+    @property
+    def size_ijk(self) -> tuple[int, int, int]:
+        """Grid size in ITK order ``(ni, nj, nk)``."""
+        return tuple(int(n) for n in self.array.shape[::-1])  # type: ignore[return-value]
+
+    @property
+    def spacing_kji(self) -> tuple[float, float, float]:
+        """Spacing (mm) in array axis order, for ``sampling=`` arguments."""
+        return tuple(self.spacing[::-1])  # type: ignore[return-value]
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        """3x3 direction matrix (columns: world direction of i, j, k)."""
+        return np.asarray(self.direction, dtype=float).reshape(3, 3)
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 matrix mapping homogeneous ``(i, j, k, 1)`` to world ``(x, y, z, 1)`` in mm."""
+        m = np.eye(4)
+        m[:3, :3] = self.direction_matrix * np.asarray(self.spacing)[None, :]
+        m[:3, 3] = self.origin
+        return m
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel in mm^3."""
+        return float(np.prod(self.spacing))
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in ml."""
+        return self.voxel_volume_mm3 / 1000.0
+
+    def index_to_world(self, kji: np.ndarray) -> np.ndarray:
+        """World positions (mm) of array indices ``[..., (k, j, i)]`` (may be fractional)."""
+        kji = np.asarray(kji, dtype=float)
+        ijk = kji[..., ::-1]
+        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def world_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Fractional array indices ``[..., (k, j, i)]`` of world positions (mm)."""
+        xyz = np.asarray(xyz, dtype=float)
+        inv = np.linalg.inv(self.affine[:3, :3])
+        ijk = (xyz - self.affine[:3, 3]) @ inv.T
+        return ijk[..., ::-1]
+
+    def same_grid(self, other: Volume, tol_mm: float = 1e-3) -> bool:
+        """True when ``other`` has the same shape and geometry (to ``tol_mm``)."""
+        return (
+            self.shape == other.shape
+            and np.allclose(self.origin, other.origin, atol=tol_mm)
+            and np.allclose(self.spacing, other.spacing, atol=tol_mm)
+            and np.allclose(self.direction, other.direction, atol=1e-6)
+        )
+
+    def with_array(self, array: np.ndarray) -> Volume:
+        """A volume with the same geometry and a new array of the same shape."""
+        if array.shape != self.array.shape:
+            raise ValueError(f"shape {array.shape} differs from {self.array.shape}")
+        return Volume(array, self.origin, self.spacing, self.direction)
+
+    def geometry(self) -> dict:
+        """Geometry as plain JSON-ready values (mm)."""
+        return {
+            "size_ijk": list(self.size_ijk),
+            "origin_mm": [round(v, 6) for v in self.origin],
+            "spacing_mm": [round(v, 6) for v in self.spacing],
+            "direction": [round(v, 9) for v in self.direction],
+        }
+
+    # --- SimpleITK and files -------------------------------------------------------
+    @classmethod
+    def from_sitk(cls, image) -> Volume:  # noqa: ANN001 - SimpleITK.Image
+        """Wrap a 3-D SimpleITK image (copies the pixels)."""
+        import SimpleITK as sitk
+
+        if image.GetDimension() != 3:
+            raise InputError(f"expected a 3-D image, got a {image.GetDimension()}-D one")
+        if image.GetNumberOfComponentsPerPixel() != 1:
+            raise InputError("expected a scalar image, got a multi-component (colour) one")
+        return cls(
+            sitk.GetArrayFromImage(image),
+            image.GetOrigin(),
+            image.GetSpacing(),
+            image.GetDirection(),
+        )
+
+    def to_sitk(self):  # noqa: ANN201 - SimpleITK.Image
+        """A SimpleITK image with this geometry (copies the pixels)."""
+        import SimpleITK as sitk
+
+        image = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
+        image.SetOrigin(self.origin)
+        image.SetSpacing(self.spacing)
+        image.SetDirection(self.direction)
+        return image
+
+    @classmethod
+    def read(cls, path: str | Path) -> Volume:
+        """Read a NIfTI, NRRD or MHA file (one clear :class:`InputError` on failure)."""
+        import SimpleITK as sitk
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = next((ln for ln in first if "ERROR" in ln or "rror" in ln), "")
+            raise InputError(f"{path}: not a readable image {detail[:120]}".rstrip()) from None
+        if image.GetDimension() == 3 and image.GetSize()[2] == 1:
+            raise InputError(f"{path}: a 2-D image (one slice); a 3-D scan is needed")
+        if image.GetDimension() != 3:
+            raise InputError(f"{path}: a {image.GetDimension()}-D image; a 3-D scan is needed")
+        return cls.from_sitk(image)
+
+    def write(self, path: str | Path) -> None:
+        """Write to ``path`` (format from the suffix, compressed where it can be)."""
+        import SimpleITK as sitk
+
+        sitk.WriteImage(self.to_sitk(), str(path), useCompression=True)
+
+
+def resample_like(moving: Volume, reference: Volume, *, nearest: bool = True, default=0) -> Volume:
+    """Resample ``moving`` onto the grid of ``reference`` (identity transform in world mm)."""
+    import SimpleITK as sitk
+
+    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    out = sitk.Resample(
+        moving.to_sitk(), reference.to_sitk(), sitk.Transform(), interp, default,
+        moving.to_sitk().GetPixelID(),
+    )
+    return Volume.from_sitk(out)
