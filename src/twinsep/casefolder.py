@@ -89,7 +89,8 @@ class Case:
         for p in paths:
             if not p.exists():
                 rel = p.relative_to(self.root)
-                raise InputError(f"{self.root}: {rel} is missing{(' (' + hint + ')') if hint else ''}")
+                why = f" ({hint})" if hint else ""
+                raise InputError(f"{self.root}: {rel} is missing{why}")
 
 
 # --- deterministic JSON ----------------------------------------------------------------
@@ -178,7 +179,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_array(array) -> str:  # noqa: ANN001 - numpy array
+def sha256_array(array) -> str:
     """Hash of an array's dtype, shape and bytes (independent of file compression)."""
     import numpy as np
 

@@ -132,7 +132,7 @@ class Volume:
 
     # --- SimpleITK and files -------------------------------------------------------
     @classmethod
-    def from_sitk(cls, image) -> Volume:  # noqa: ANN001 - SimpleITK.Image
+    def from_sitk(cls, image) -> Volume:
         """Wrap a 3-D SimpleITK image (copies the pixels)."""
         import SimpleITK as sitk
 
@@ -147,7 +147,7 @@ class Volume:
             image.GetDirection(),
         )
 
-    def to_sitk(self):  # noqa: ANN201 - SimpleITK.Image
+    def to_sitk(self):
         """A SimpleITK image with this geometry (copies the pixels)."""
         import SimpleITK as sitk
 

@@ -17,8 +17,14 @@ _COMMAND_MODULES = (
     "phantom",
     "segment",
     "identify",
+    "separate",
+    "simulate",
     "schedule",
+    "models",
+    "plan",
+    "report",
     "demo",
+    "view",
 )
 
 for _name in _COMMAND_MODULES:

@@ -1,0 +1,1 @@
+"""Reading and writing exchange formats (DICOM) beyond what SimpleITK does alone."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: small craniopagus phantoms, built once per test session.
+
+``phantom_total``, ``phantom_partial``, ``phantom_separate``
+    :class:`twinsep.phantom.Phantom` objects at 2 mm (type I total with a shared circular
+    sinus; partial with a bone plate; two separate heads 10 mm apart).
+``phantom_total_case``, ``phantom_partial_case``, ``phantom_separate_case``
+    The same phantoms written to folders (``ct.nii.gz``, ``tissues.nii.gz``,
+    ``owner.nii.gz``, ``truth.json``); treat them as read-only.
+``make_phantom_obj(**spec)``
+    Factory: a cached :class:`Phantom` for any :class:`PhantomSpec` options
+    (``spacing`` defaults to 2 mm isotropic; a single number means isotropic).
+``make_phantom_case(**spec)``
+    Factory: a cached case folder (Path) written by ``write_phantom`` for those options.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DEFAULT_SPACING_MM = 2.0
+
+
+def _spec(**spec):
+    from twinsep.phantom import PhantomSpec
+
+    sp = spec.pop("spacing", DEFAULT_SPACING_MM)
+    if isinstance(sp, int | float):
+        sp = (float(sp),) * 3
+    return PhantomSpec(spacing=tuple(sp), **spec)
+
+
+@pytest.fixture(scope="session")
+def make_phantom_obj() -> Callable[..., object]:
+    """Factory ``make_phantom_obj(**spec) -> Phantom`` (cached per session)."""
+    from twinsep.phantom import make_phantom
+
+    cache: dict[str, object] = {}
+
+    def factory(**spec):
+        s = _spec(**spec)
+        key = s.model_dump_json()
+        if key not in cache:
+            cache[key] = make_phantom(s)
+        return cache[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def make_phantom_case(tmp_path_factory, make_phantom_obj) -> Callable[..., Path]:
+    """Factory ``make_phantom_case(**spec) -> Path`` of a written phantom folder (cached)."""
+    from twinsep.phantom import write_phantom
+
+    cache: dict[str, Path] = {}
+
+    def factory(**spec):
+        s = _spec(**dict(spec))
+        key = s.model_dump_json()
+        if key not in cache:
+            out = tmp_path_factory.mktemp("phantom") / "case"
+            write_phantom(make_phantom_obj(**spec), out)
+            cache[key] = out
+        return cache[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def phantom_total(make_phantom_obj):
+    """Type I total vertical craniopagus with a shared circular sinus, 2 mm."""
+    return make_phantom_obj(fusion="total")
+
+
+@pytest.fixture(scope="session")
+def phantom_partial(make_phantom_obj):
+    """Partial fusion (bone plate between the heads, no shared sinus), 2 mm."""
+    return make_phantom_obj(fusion="partial")
+
+
+@pytest.fixture(scope="session")
+def phantom_separate(make_phantom_obj):
+    """Two heads that do not touch (10 mm gap), 2 mm."""
+    return make_phantom_obj(separate=True)
+
+
+@pytest.fixture(scope="session")
+def phantom_total_case(make_phantom_case) -> Path:
+    return make_phantom_case(fusion="total")
+
+
+@pytest.fixture(scope="session")
+def phantom_partial_case(make_phantom_case) -> Path:
+    return make_phantom_case(fusion="partial")
+
+
+@pytest.fixture(scope="session")
+def phantom_separate_case(make_phantom_case) -> Path:
+    return make_phantom_case(separate=True)
+
+
+def read_truth(case: Path) -> dict:
+    """truth.json of a phantom folder."""
+    return json.loads((case / "truth.json").read_text())
