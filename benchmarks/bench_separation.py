@@ -1,0 +1,138 @@
+"""Benchmark of the separation cut (``twinsep.separation``) on phantoms.
+
+Runs each method in a fresh child process and reports wall time and peak resident memory
+(``ru_maxrss`` of the child, so the phantom arrays are included) together with the voxel
+counts; ratios compare the methods on the same input in the same run::
+
+    .venv/bin/python benchmarks/bench_separation.py --spacing 1.0 0.5
+
+Methods:
+
+* ``pyramid-bk``      the shipped method: narrow band, coarse to fine, PyMaxflow BK;
+* ``pyramid-dinic``   the same bands through scipy's Dinic (integer capacities);
+* ``single-bk``       no pyramid: one BK cut at full resolution on the whole corridor
+                      band (every tissue voxel within ``corridor_mm`` of the interface);
+* ``separate``        the whole ``separate()`` step (cost map, cuts (a)-(c), measures).
+
+Phantoms are cached as pickles under ``--cache`` (default ``/tmp/twinsep-bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import pickle
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _phantom(spacing: float, cache: Path):
+    path = cache / f"phantom-{spacing:g}mm.pkl"
+    if path.exists():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    from twinsep.phantom import PhantomSpec, make_phantom
+
+    ph = make_phantom(PhantomSpec(spacing=(spacing, spacing, spacing)))
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump((ph.tissues, ph.owner, ph.truth), fh, protocol=5)
+    return ph.tissues, ph.owner, ph.truth
+
+
+def _child(method: str, spacing: float, cache: str, q) -> None:
+    import numpy as np
+
+    from twinsep.separation import load_risk, pyramid_cut, separate, solve_band
+    from twinsep.separation.graphcut import _near, interface_mask
+    from twinsep.separation.risk import vessel_cross_section
+
+    tissues, owner, _truth = _phantom(spacing, Path(cache))
+    tis, own0 = tissues.array, owner.array
+    sk = tissues.spacing_kji
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    info: dict = {}
+    if method == "separate":
+        sep = separate(tissues, owner)
+        info["cut_area_total_cm2"] = sep.summary["cut_area_total_cm2"]
+        info["risk"] = sep.summary["total_risk"]
+        info["timings_s"] = sep.timings_s
+    else:
+        risk = load_risk()
+        cost = risk.voxel_cost(tis, vessel_cross_section(tis, sk))
+        t1 = time.perf_counter()
+        info["prepare_s"] = t1 - t0
+        if method.startswith("pyramid"):
+            res = pyramid_cut(tis, own0, cost, sk, solver=method.split("-")[1])
+            info["levels"] = [
+                {"spacing_mm": lv.spacing_mm, "band_voxels": lv.band_voxels,
+                 "edges": lv.edges, "seconds": round(lv.seconds, 3)} for lv in res.levels
+            ]
+            out = res.owner
+        else:  # single-bk
+            o = np.where((own0 == 1) | (own0 == 2), own0, 0).astype(np.uint8)
+            from twinsep.separation.graphcut import _fill_unowned
+
+            o = _fill_unowned(o, tis > 0)
+            band = _near(interface_mask(o), 10.0, sk) & (tis > 0)
+            out, _flow, ne = solve_band(cost, tis > 0, o, band, sk)
+            info["levels"] = [{"band_voxels": int(band.sum()), "edges": ne}]
+        from twinsep.separation.metrics import face_measures
+
+        info["risk"] = face_measures(out, tis, cost, sk)["risk"]
+        info["cut_s"] = time.perf_counter() - t1
+    info["seconds"] = time.perf_counter() - t0
+    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info["rss_before_mb"] = rss0 / 1024
+    info["voxels"] = int(tis.size)
+    info["tissue_voxels"] = int(np.count_nonzero(tis))
+    info["shape_kji"] = list(tis.shape)
+    q.put(info)
+
+
+def run(method: str, spacing: float, cache: str, timeout: float) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(method, spacing, cache, q))
+    p.start()
+    p.join(timeout)
+    if p.is_alive():
+        p.terminate()
+        p.join()
+        return {"method": method, "spacing_mm": spacing, "timeout_s": timeout}
+    if q.empty():
+        return {"method": method, "spacing_mm": spacing, "error": f"exit {p.exitcode}"}
+    return {"method": method, "spacing_mm": spacing, **q.get()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spacing", type=float, nargs="+", default=[1.0, 0.5])
+    ap.add_argument("--methods", nargs="+",
+                    default=["pyramid-bk", "pyramid-dinic", "single-bk", "separate"])
+    ap.add_argument("--cache", default="/tmp/twinsep-bench")
+    ap.add_argument("--timeout", type=float, default=600.0)
+    args = ap.parse_args(argv)
+    results = []
+    for sp in args.spacing:
+        _phantom(sp, Path(args.cache))  # build the cache outside the timed children
+        base = None
+        for m in args.methods:
+            r = run(m, sp, args.cache, args.timeout)
+            if m == "pyramid-bk" and "seconds" in r:
+                base = r
+            if base is not None and "seconds" in r and r is not base:
+                r["time_ratio_vs_pyramid_bk"] = r["seconds"] / base["seconds"]
+                r["cut_time_ratio_vs_pyramid_bk"] = r.get("cut_s", float("nan")) / base["cut_s"]
+                r["risk_ratio_vs_pyramid_bk"] = r["risk"] / base["risk"]
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

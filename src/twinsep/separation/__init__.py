@@ -1,0 +1,27 @@
+"""Separation planning: the minimum-risk cut between the twins and its alternatives.
+
+See ``docs/separation.md``. Public API::
+
+    from twinsep.separation import separate, separate_case, load_risk, plan_stages
+"""
+
+from __future__ import annotations
+
+from twinsep.separation.core import Separation, identity_copy_path, separate, separate_case
+from twinsep.separation.graphcut import CutResult, pyramid_cut, solve_band
+from twinsep.separation.risk import RiskModel, load_risk, vessel_cross_section
+from twinsep.separation.staging import plan_stages
+
+__all__ = [
+    "CutResult",
+    "RiskModel",
+    "Separation",
+    "identity_copy_path",
+    "load_risk",
+    "plan_stages",
+    "pyramid_cut",
+    "separate",
+    "separate_case",
+    "solve_band",
+    "vessel_cross_section",
+]
