@@ -1,0 +1,41 @@
+"""``twinsep schedule CASE --roster roster.yaml``: who does what, hour by hour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from twinsep.cli._app import app, console
+
+
+@app.command("schedule")
+def schedule(
+    case: Path = typer.Argument(..., help="Case folder (plan.json may be missing or partial)."),
+    roster: Path = typer.Option(..., "--roster", "-r", help="Roster YAML file."),
+    stage: int | None = typer.Option(
+        None, "--stage", help="Operation of a staged separation to schedule (default: final)."
+    ),
+    time_limit: float = typer.Option(
+        2.0, "--time-limit", min=0.1,
+        help="Deterministic time limit of the CP-SAT search (about seconds of one core).",
+    ),
+) -> None:
+    """Assign the team to phases and, after separation, to the purple or orange table."""
+    from twinsep.casefolder import Case, load_plan, update_plan
+    from twinsep.schedule import load_roster, plan_schedule, write_outputs
+
+    c = Case(case)
+    c.require()
+    team = load_roster(roster)
+    section = plan_schedule(load_plan(c), team, stage=stage, time_limit_s=time_limit)
+    section["files"] = write_outputs(section, c.root / "schedule")
+    update_plan(c, schedule=section)
+    op = section["operation"]
+    console.print(
+        f"schedule: stage {op['stage']}, {op['total_h']:.1f} h, "
+        f"{len(section['assignments'])} assignments ({section['solver']['status'].lower()}); "
+        f"written to {c.root / 'schedule'} and plan.json"
+    )
+    for note in section["notes"]:
+        console.print(f"  note: {note}")
