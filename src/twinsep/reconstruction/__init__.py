@@ -1,0 +1,39 @@
+"""Reconstruction after separation: defects, scalp expanders and the cranial implant.
+
+>>> from twinsep.reconstruction import expander_gain
+>>> expander_gain("round", 6.0, 6.0, 3.0).expected_cm2    # doctest: +ELLIPSIS
+7.068...
+"""
+
+from __future__ import annotations
+
+from twinsep.reconstruction.expanders import (
+    ExpanderGain,
+    Product,
+    expander_gain,
+    fill_schedule,
+    height_for_volume,
+    load_catalog,
+)
+from twinsep.reconstruction.settings import ReconstructionSettings, load_settings
+
+__all__ = [
+    "ExpanderGain",
+    "Product",
+    "ReconstructionSettings",
+    "expander_gain",
+    "fill_schedule",
+    "height_for_volume",
+    "load_catalog",
+    "load_settings",
+    "simulate_arrays",
+    "simulate_case",
+]
+
+
+def __getattr__(name: str):
+    if name in ("simulate_arrays", "simulate_case"):
+        from twinsep.reconstruction import simulate
+
+        return getattr(simulate, name)
+    raise AttributeError(name)

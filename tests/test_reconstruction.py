@@ -1,0 +1,224 @@
+"""Reconstruction: expander formulas, fill schedule, Aya rule, defects and implant on phantoms."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twinsep.errors import InputError
+from twinsep.reconstruction import expander_gain, fill_schedule, height_for_volume, load_settings
+from twinsep.reconstruction.expanders import Product, evaluate, expander_mesh, load_catalog
+
+CATALOG = Path(__file__).resolve().parents[1] / "examples" / "expanders.yaml"
+
+
+# --- formulas, checked against numbers worked out by hand ------------------------------------
+def test_round_expander_by_hand() -> None:
+    # 6 cm base, 3 cm dome (a hemisphere): gain = pi * 3^2, volume = pi*3*(3*9 + 9)/6
+    g = expander_gain("round", 6.0, 6.0, 3.0)
+    assert g.geometric_cm2 == pytest.approx(28.27, abs=0.005)
+    assert g.expected_cm2 == pytest.approx(7.07, abs=0.005)
+    assert g.volume_ml == pytest.approx(18 * math.pi, rel=1e-9)  # 56.55 ml
+    assert g.efficiency == 0.25
+    assert g.arc_width_cm == pytest.approx(3 * math.pi)  # half a circle of radius 3
+
+
+def test_round_8cm_reference_example() -> None:
+    # reference section 3.1: d = 8, h = 3 -> gain 28.3 cm2, V = pi*3*(48+9)/6 = 89.5 ml
+    g = expander_gain("round", 8.0, 8.0, 3.0)
+    assert g.geometric_cm2 == pytest.approx(28.27, abs=0.01)
+    assert g.volume_ml == pytest.approx(89.54, abs=0.01)
+
+
+def test_rectangular_by_hand() -> None:
+    # L=10, W=6, h=3: semicircle R=3, theta=pi: gain = 10*(3*pi - 6) = 34.25,
+    # V = 10 * 9 * pi / 2 = 141.37
+    g = expander_gain("rectangular", 10.0, 6.0, 3.0)
+    assert g.geometric_cm2 == pytest.approx(34.248, abs=0.001)
+    assert g.volume_ml == pytest.approx(141.372, abs=0.001)
+    assert g.expected_cm2 == pytest.approx(0.38 * 34.248, abs=0.001)
+    # shallow: L=12, W=8, h=1: R = (16+1)/2 = 8.5, theta = 2 asin(4/8.5)
+    r, th = 8.5, 2 * math.asin(4 / 8.5)
+    g = expander_gain("rectangular", 12.0, 8.0, 1.0)
+    assert g.geometric_cm2 == pytest.approx(12 * (r * th - 8), rel=1e-12)
+    assert g.volume_ml == pytest.approx(12 * r * r * (th - math.sin(th)) / 2, rel=1e-12)
+
+
+def test_rectangular_higher_than_half_cylinder() -> None:
+    # W=6, h=4: R = 25/8 < h, major segment: area = pi R^2 - minor segment of height 2R-h
+    r = 25 / 8
+    hm = 2 * r - 4  # the complementary (minor) segment's height
+    th_m = 2 * math.acos((r - hm) / r)
+    minor = r * r * (th_m - math.sin(th_m)) / 2
+    g = expander_gain("rectangular", 1.0, 6.0, 4.0, efficiency=1.0)
+    assert g.volume_ml == pytest.approx(math.pi * r * r - minor, rel=1e-9)
+    assert g.arc_width_cm == pytest.approx(2 * math.pi * r - r * th_m, rel=1e-9)
+
+
+def test_crescent_model_and_efficiency() -> None:
+    c = expander_gain("crescent", 10.0, 6.0, 3.0)
+    rect = expander_gain("rectangular", 10.0, 6.0, 3.0)
+    assert c.geometric_cm2 == pytest.approx(rect.geometric_cm2)
+    assert c.expected_cm2 == pytest.approx(0.32 * rect.geometric_cm2)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        expander_gain("oval", 6, 6, 3)
+    with pytest.raises(ValueError):
+        expander_gain("round", 6, 4, 3)
+    with pytest.raises(ValueError):
+        expander_gain("round", 6, 6, 0)
+
+
+@pytest.mark.parametrize("shape,length,width", [("round", 6, 6), ("rectangular", 12, 6),
+                                                ("crescent", 10, 4)])
+def test_height_for_volume_and_mesh(shape: str, length: float, width: float) -> None:
+    h = height_for_volume(shape, length, width, 100.0)
+    assert expander_gain(shape, length, width, h).volume_ml == pytest.approx(100.0, rel=1e-6)
+    p = Product(id="x", shape=shape, length_cm=length, width_cm=width, volume_ml=100.0)
+    m = expander_mesh(p, h, np.eye(4))
+    assert m.is_watertight
+    assert m.volume / 1000 == pytest.approx(100.0, rel=0.05)
+
+
+def test_fill_schedule_by_hand() -> None:
+    s = load_settings()
+    sch = fill_schedule(100.0, s)
+    # 10 ml at insertion, 12.5 ml a week from day 7: ceil(90 / 12.5) = 8 fills, last on day 56
+    assert sch["initial_fill_ml"] == pytest.approx(10.0)
+    assert sch["n_fills"] == 8
+    assert [f["day"] for f in sch["fills"]] == [7, 14, 21, 28, 35, 42, 49, 56]
+    assert sch["fills"][-1]["total_ml"] == pytest.approx(100.0)
+    assert sch["weeks"] == 8
+
+
+def test_aya_rule_flags() -> None:
+    s = load_settings()
+    p = Product(id="r", shape="rectangular", length_cm=10, width_cm=6, volume_ml=141.3716694)
+    # defect 20 cm2 x 3 cm wide: needs > 140 ml and > 7.5 cm of expanded width (3 pi = 9.42)
+    c = evaluate(p, 1, 20.0, 3.0, 100.0, s)
+    assert c.checks["aya_volume"] and c.checks["aya_width"]
+    c = evaluate(p, 1, 21.0, 4.0, 100.0, s)  # needs 147 ml and 10 cm
+    assert not c.checks["aya_volume"] and not c.checks["aya_width"]
+
+
+def test_settings_override(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("efficiency:\n  round: 0.5\n")
+    s = load_settings(f)
+    assert s.efficiency.round == 0.5 and s.efficiency.rectangular == 0.38
+    assert expander_gain("round", 6, 6, 3, efficiency=s.efficiency.round).expected_cm2 == \
+        pytest.approx(14.137, abs=0.001)
+    f.write_text("efficency: {}\n")
+    with pytest.raises(InputError):
+        load_settings(f)
+
+
+def test_catalog_loads() -> None:
+    prods = load_catalog(CATALOG)
+    assert {p.shape for p in prods} == {"round", "rectangular", "crescent"}
+
+
+# --- phantoms --------------------------------------------------------------------------------
+def _phantom(fusion: str):
+    from twinsep.phantom import PhantomSpec, make_phantom
+
+    return make_phantom(PhantomSpec(fusion=fusion, spacing=(3.0, 3.0, 3.0)))
+
+
+@pytest.fixture(scope="module")
+def total(tmp_path_factory: pytest.TempPathFactory):
+    from twinsep.reconstruction.simulate import simulate_arrays
+
+    ph = _phantom("total")
+    out = tmp_path_factory.mktemp("models")
+    sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG), models_dir=out)
+    return ph, sec, out
+
+
+def test_total_defects_match_junction(total) -> None:
+    ph, sec, _ = total
+    j = ph.truth["junction_area_cm2"]
+    for name in "AB":
+        t = sec["twins"][name]
+        assert t["scalp_defect_cm2"] == pytest.approx(j, rel=0.15)
+        assert t["bone_defect_cm2"] == pytest.approx(j, rel=0.15)
+        assert 0 < t["dura_defect_cm2"] <= t["scalp_defect_cm2"]
+        assert len(t["defect_outline_mm"]) > 10
+
+
+def test_total_implant_closes_skull_and_spares_brain(total) -> None:
+    ph, sec, out = total
+    import trimesh
+
+    from twinsep.reconstruction.simulate import resolve_owner
+
+    for name in "AB":
+        cr = sec["cranium"]["twins"][name]
+        assert cr["closure"]["closed"]
+        assert cr["closure"]["leak_voxels_without_implant"] > 0  # the test sees the open defect
+        assert cr["brain_overlap_voxels"] == 0
+        assert cr["min_brain_distance_mm"] > 0
+        imp = cr["implant"]
+        assert imp["watertight_mesh"] and imp["volume_ml"] > 0 and imp["area_cm2"] > 0
+        m = trimesh.load(out / f"twin_{name}_implant.stl")
+        assert m.is_watertight
+        # the implant sits where the other twin was: test against the child's own brain
+        arr = sec["_arrays"][name]["implant"]
+        own = resolve_owner(ph.tissues.array, ph.owner.array, ph.tissues.spacing_kji)
+        brain = (ph.tissues.array == 4) & (own == (1 if name == "A" else 2))
+        assert not (arr & brain).any()
+
+
+def test_total_expander_plan(total) -> None:
+    _, sec, out = total
+    for name in "AB":
+        sc = sec["scalp"]["twins"][name]
+        items = sec["scalp"]["expanders"][name]
+        assert len(items) == sc["n_expanders"] >= 1
+        for it in items:
+            assert (out / f"twin_{name}_expander_{it['index']}.stl").exists()
+            assert it["distance_to_defect_mm"] >= 10.0
+            assert 7 <= it["schedule"]["first_fill_day"] <= 10
+        assert sc["aya"]["satisfied"] or sc["warnings"]
+
+
+def test_partial_scalp_defect() -> None:
+    from twinsep.reconstruction.simulate import simulate_arrays
+
+    ph = _phantom("partial")
+    sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG))
+    j = ph.truth["junction_area_cm2"]
+    for name in "AB":
+        assert sec["twins"][name]["scalp_defect_cm2"] == pytest.approx(j, rel=0.15)
+        assert sec["cranium"]["twins"][name]["closure"]["closed"]
+
+
+def test_cli_simulate_writes_plan(tmp_path: Path) -> None:
+    import json
+
+    from twinsep.cli import main
+    from twinsep.reconstruction.simulate import resolve_owner
+
+    ph = _phantom("total")
+    case = tmp_path / "case"
+    (case / "labels").mkdir(parents=True)
+    ph.tissues.write(case / "labels" / "tissues.nii.gz")
+    own = resolve_owner(ph.tissues.array, ph.owner.array, ph.tissues.spacing_kji)
+    ph.owner.with_array(own).write(case / "labels" / "twins.nii.gz")
+    assert main(["simulate", str(case), "--catalog", str(CATALOG)]) == 0
+    first = (case / "plan.json").read_bytes()
+    plan = json.loads(first)
+    rec = plan["reconstruction"]
+    for name in "AB":
+        for key in ("scalp_defect_cm2", "bone_defect_cm2", "dura_defect_cm2"):
+            assert rec["twins"][name][key] > 0
+        assert (case / rec["cranium"]["twins"][name]["implant"]["model"]).exists()
+    assert isinstance(rec["scalp"]["expanders"]["A"], list)
+    assert main(["simulate", str(case), "--catalog", str(CATALOG)]) == 0
+    assert (case / "plan.json").read_bytes() == first  # deterministic
+    assert main(["simulate", str(tmp_path / "nope")]) == 2
