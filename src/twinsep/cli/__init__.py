@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "plan",
     "report",
     "demo",
+    "compare",
     "view",
 )
 
