@@ -1,0 +1,211 @@
+"""The layers of the 3-D model: each twin's tissues, the shared vessels, the cut surface.
+
+Layers and their label values (also the label values of ``models/segmentation.seg.nrrd``)::
+
+    1-5    A/scalp, A/bone, A/dura, A/brain, A/vessel
+    6-10   B/scalp, B/bone, B/dura, B/brain, B/vessel
+    11...  shared/vessel-1, shared/vessel-2, ...  (vessels with both owners; red)
+
+``A/vessel`` and ``B/vessel`` hold each twin's own vessels, without the shared ones. The
+owner map is resolved first (head voxels labelled 0 or 3 go to the nearest twin, as in
+:func:`twinsep.shared.resolve_owner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from twinsep.image import Volume
+from twinsep.labels import TISSUE_NAMES, Owner, Tissue
+from twinsep.models.colours import (
+    CUT_SURFACE_RGB,
+    OPACITY,
+    RGB,
+    shared_vessel_colour,
+    tissue_colour,
+)
+from twinsep.models.surfaces import Surface, SurfaceSettings, block_factors, mask_surface
+
+ProgressFn = Callable[[str, int, int], None]
+
+#: Tissues in the order of their layers (outside in).
+LAYER_TISSUES: tuple[Tissue, ...] = (Tissue.SCALP, Tissue.BONE, Tissue.CSF, Tissue.BRAIN,
+                                     Tissue.VESSEL)
+#: First label value of the shared vessels.
+SHARED_LABEL_START = 2 * len(LAYER_TISSUES) + 1
+
+
+@dataclass
+class Layer:
+    """One part of the model.
+
+    Attributes
+    ----------
+    name : str
+        Node name in the GLB, e.g. ``'A/brain'``, ``'shared/vessel-1'``, ``'cut-surface'``.
+    twin : str or None
+        ``'A'``, ``'B'``, or None (shared vessels, cut surface).
+    tissue : str
+        ``'scalp'``, ``'bone'``, ``'dura'``, ``'brain'``, ``'vessel'``, or ``'cut-surface'``.
+    colour : (3,) int
+        sRGB 0-255.
+    opacity : float
+        1 opaque, < 1 translucent.
+    label : int or None
+        Label value in the segmentation (None for the cut surface).
+    surface : Surface or None
+        The mesh (world LPS mm) and its history; None for an empty layer.
+    closed : bool
+        Whether the layer should be watertight (every layer but the cut surface).
+    vessel_id : int or None
+        Id of a shared vessel (as in plan.json ``shared.vessels[*].id``).
+    """
+
+    name: str
+    twin: str | None
+    tissue: str
+    colour: RGB
+    opacity: float
+    label: int | None
+    surface: Surface | None = None
+    closed: bool = True
+    vessel_id: int | None = None
+    mesh: object = field(default=None, repr=False)
+
+    @property
+    def file_stem(self) -> str:
+        """File name stem: ``'A-brain'``, ``'shared-vessel-1'``, ``'cut-surface'``."""
+        return self.name.replace("/", "-")
+
+
+def resolved_owner(tissues: Volume, owner: Volume) -> np.ndarray:
+    """Owner 0/1/2 per voxel: 0 outside the head, head voxels marked 0 or 3 go to the
+    nearest twin (see :func:`twinsep.shared.resolve_owner`)."""
+    from twinsep.shared import resolve_owner
+
+    return resolve_owner(tissues, owner)
+
+
+def shared_vessel_labels(tissues: Volume, own: np.ndarray) -> list[np.ndarray]:
+    """Boolean masks of the shared vessel structures, largest first.
+
+    Same rule as :func:`twinsep.shared.shared_vessels` (26-connected components of the
+    vessel label, one-voxel gaps bridged, with a minor owner share above the thresholds),
+    so the n-th mask is the vessel plan.json calls ``id = n``.
+    """
+    from twinsep import shared as sh
+
+    vessel = np.asarray(tissues.array) == Tissue.VESSEL
+    if not vessel.any():
+        return []
+    structure = np.ones((3, 3, 3), bool) if sh.VESSEL_CONNECTIVITY == 26 else None
+    bridged = ndi.binary_dilation(vessel, structure=structure) if sh.BRIDGE_GAPS else vessel
+    lab, n = ndi.label(bridged, structure=structure)
+    lab[~vessel] = 0
+    n_a = np.bincount(lab[own == Owner.A], minlength=n + 1)
+    n_b = np.bincount(lab[own == Owner.B], minlength=n + 1)
+    vvox = tissues.voxel_volume_mm3
+    found = []
+    for c in range(1, n + 1):
+        total, minor = n_a[c] + n_b[c], min(n_a[c], n_b[c])
+        if total == 0 or minor == 0:
+            continue
+        if minor / total < sh.MIN_MINOR_SHARE or minor * vvox < sh.MIN_MINOR_VOLUME_MM3:
+            continue
+        found.append((int(total), c))
+    found.sort(key=lambda x: (-x[0], x[1]))
+    return [lab == c for _, c in found]
+
+
+def layer_labelmap(tissues: Volume, owner: Volume) -> tuple[Volume, list[Layer]]:
+    """The label map of the layers (see the module docstring) and the (empty) layers.
+
+    Returns
+    -------
+    labelmap : Volume
+        uint8 label values on the scan's grid.
+    layers : list of Layer
+        One per label value present, in label order (meshes not built yet).
+    """
+    t = np.asarray(tissues.array)
+    own = resolved_owner(tissues, owner)
+    lab = np.zeros(t.shape, np.uint8)
+    layers: list[Layer] = []
+    value = 1
+    for twin, code in (("A", Owner.A), ("B", Owner.B)):
+        is_twin = own == code
+        for tissue in LAYER_TISSUES:
+            name = TISSUE_NAMES[tissue]
+            lab[is_twin & (t == tissue)] = value
+            layers.append(Layer(f"{twin}/{name}", twin, name, tissue_colour(twin, name),
+                                OPACITY["tissue"], value))
+            value += 1
+    for n, comp in enumerate(shared_vessel_labels(tissues, own), start=1):
+        if value > 255:
+            break
+        lab[comp] = value
+        layers.append(Layer(f"shared/vessel-{n}", None, "vessel", shared_vessel_colour(),
+                            OPACITY["shared-vessel"], value, vessel_id=n))
+        value += 1
+    present = set(np.unique(lab).tolist())
+    layers = [ly for ly in layers if ly.label in present]
+    return tissues.with_array(lab), layers
+
+
+def face_budgets(raw_faces: list[int], settings: SurfaceSettings) -> list[int]:
+    """Face budget per layer: at most ``max_faces_layer`` each, at most ``max_faces_total``
+    in all, shared in proportion to the extracted sizes."""
+    total = sum(raw_faces)
+    scale = min(1.0, settings.max_faces_total / total) if total else 1.0
+    return [max(100, min(settings.max_faces_layer, int(n * scale))) for n in raw_faces]
+
+
+def build_layers(labelmap: Volume, layers: list[Layer], settings: SurfaceSettings,
+                 progress: ProgressFn | None = None) -> list[Layer]:
+    """Build the surface of every layer (in place; also returned)."""
+    lab = np.asarray(labelmap.array)
+    boxes = ndi.find_objects(lab)
+    # first pass without decimation would hold every full mesh; instead estimate the
+    # extracted size from the voxel surface and share the budget before extracting
+    sizes = []
+    f = block_factors(labelmap.spacing_kji, settings.mc_spacing_mm)
+    area_factor = float(np.mean([f[0] * f[1], f[1] * f[2], f[0] * f[2]]))
+    for ly in layers:
+        box = boxes[ly.label - 1]
+        m = lab[box] == ly.label
+        boundary = np.count_nonzero(m ^ ndi.binary_erosion(m))
+        sizes.append(int(3.6 * boundary / area_factor))  # ~ triangles marching cubes makes
+    budgets = face_budgets(sizes, settings)
+    for n, (ly, budget) in enumerate(zip(layers, budgets, strict=True)):
+        if progress is not None:
+            progress("surface meshes", n, len(layers))
+        box = boxes[ly.label - 1]
+        ly.surface = mask_surface(lab[box] == ly.label, labelmap, settings, box=box,
+                                  max_faces=budget)
+        ly.mesh = None if ly.surface is None else ly.surface.mesh
+    if progress is not None:
+        progress("surface meshes", len(layers), len(layers))
+    return layers
+
+
+def cut_surface_layer(path) -> Layer | None:
+    """The separation surface (``models/cut_surface.ply``, world mm) as a translucent,
+    open layer; None when the file is missing or empty."""
+    import trimesh
+
+    from twinsep.errors import InputError
+
+    if not path.exists():
+        return None
+    try:
+        mesh = trimesh.load(path, file_type="ply", process=True, force="mesh")
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable PLY mesh ({exc})") from None
+    if len(mesh.faces) == 0:
+        return None
+    return Layer("cut-surface", None, "cut-surface", CUT_SURFACE_RGB, OPACITY["cut-surface"],
+                 None, closed=False, mesh=mesh)
