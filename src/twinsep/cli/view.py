@@ -1,0 +1,41 @@
+"""``twinsep view CASE``: build the self-contained 3-D viewer and serve it on localhost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from twinsep.cli._app import app, console
+
+
+@app.command("view")
+def view(
+    case: Path = typer.Argument(..., help="Case folder (with models/ from `twinsep models`)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535,
+                             help="Port on 127.0.0.1 to serve on (0 picks a free one)."),
+    no_serve: bool = typer.Option(False, "--no-serve",
+                                  help="Only write CASE/viewer/index.html, do not serve it."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the viewer in a browser."),
+    max_size: int = typer.Option(256, "--max-size", min=16, max=1024,
+                                 help="Largest CT slice grid size per axis (voxels)."),
+) -> None:
+    """Write CASE/viewer/index.html (layers, clipping, distances, CT slices, VR) and serve it.
+
+    The page works offline and can also be opened directly as a file.
+    """
+    from twinsep.viewer.build import build_viewer
+
+    with console.status("building the viewer"):
+        result = build_viewer(case, max_size=max_size)
+    mb = result.size_bytes / 1e6
+    console.print(f"wrote {result.index_html} ({mb:.1f} MB, {len(result.layers)} layers)")
+    if no_serve:
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(result.index_html.resolve().as_uri())
+        return
+    from twinsep.viewer.serve import serve
+
+    serve(result.index_html.parent, port, open_browser=open_browser, announce=console.print)

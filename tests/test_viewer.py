@@ -1,0 +1,306 @@
+"""The 3-D viewer (``twinsep view``), driven in Debian's headless chromium by Playwright.
+
+The case is a small synthetic two-head phantom built here (fast and with exact geometry):
+two spheres stacked along z (twin A inferior, twin B superior) on a 2 mm grid, with the
+CT, the owner map and a ``models/`` folder in the format of ``twinsep models`` (a GLB in
+metres, +Y up, written by ``twinsep.exchange.gltf.write_glb``, with nodes ``A/scalp``,
+``A/brain``, ``B/scalp``, ``B/brain``, ``shared/vessel-1``, ``cut-surface``, and a
+``manifest.json``). The scalps are UV spheres
+whose poles point anteriorly, so the front-most point of each head is a mesh vertex at a
+known world position; their distance is the distance of the head centres.
+
+Chromium must be at /usr/bin/chromium (``apt-get install -y chromium``); Playwright's own
+browser download is not used. Without it the browser tests are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from twinsep.cli import main
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+#: Phantom geometry (world LPS mm).
+CENTRE_A = np.array([4.0, -6.0, -42.0])
+CENTRE_B = np.array([4.0, -6.0, 42.0])
+SCALP_R, BRAIN_R = 48.0, 36.0
+LAYERS = ["A/scalp", "A/brain", "B/scalp", "B/brain", "shared/vessel-1", "cut-surface"]
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None,
+    reason=f"{CHROMIUM} not installed (apt-get install -y chromium); the viewer's browser "
+    "tests need it",
+)
+
+
+# --- the phantom case ----------------------------------------------------------------------
+def _write_models(models: Path) -> None:
+    """``models/model.glb`` + ``manifest.json`` as ``twinsep models`` writes them."""
+    import trimesh
+
+    from twinsep.exchange.gltf import LPS_MM_TO_GLTF, GltfPart, write_glb
+    from twinsep.models.colours import CUT_SURFACE_RGB, shared_vessel_colour, tissue_colour
+
+    def sphere(centre, r):
+        # poles along LPS -y (anterior), so the front-most point is a vertex
+        m = trimesh.creation.uv_sphere(radius=r, count=[48, 48])
+        m.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
+        m.apply_translation(centre)
+        return m
+
+    middle = [CENTRE_A[0], CENTRE_A[1], 0.0]
+    meshes = {
+        "A/scalp": sphere(CENTRE_A, SCALP_R), "A/brain": sphere(CENTRE_A, BRAIN_R),
+        "B/scalp": sphere(CENTRE_B, SCALP_R), "B/brain": sphere(CENTRE_B, BRAIN_R),
+        "shared/vessel-1": trimesh.creation.annulus(r_min=20, r_max=26, height=6)
+        .apply_translation(middle),
+        "cut-surface": trimesh.creation.cylinder(radius=40, height=0.5).apply_translation(middle),
+    }
+    entries, parts = [], []
+    for name, mesh in meshes.items():
+        twin = name[0] if name[:2] in ("A/", "B/") else None
+        tissue = name[2:] if twin else ("vessel" if name.startswith("shared") else name)
+        colour = (tissue_colour(twin, tissue) if twin else
+                  shared_vessel_colour() if tissue == "vessel" else CUT_SURFACE_RGB)
+        opacity = 0.45 if name == "cut-surface" else 1.0
+        group = twin or ("shared" if tissue == "vessel" else None)
+        parts.append(GltfPart(name, mesh.vertices, mesh.faces, colour, opacity, group=group,
+                              double_sided=name == "cut-surface"))
+        entries.append({"name": name, "node": name, "twin": twin, "tissue": tissue,
+                        "colour_rgb": list(colour), "opacity": opacity})
+    models.mkdir(parents=True, exist_ok=True)
+    write_glb(models / "model.glb", parts)
+    manifest = {"format": "twinsep-models", "version": 1, "glb": "model.glb",
+                "frame": {"glb_units": "m", "glb_from_lps_mm": LPS_MM_TO_GLTF.tolist()},
+                "layers": entries}
+    (models / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+@pytest.fixture(scope="module")
+def viewer_case(tmp_path_factory) -> Path:
+    """A case folder with scan, owner map and models; the viewer built with the CLI."""
+    from twinsep.image import Volume
+
+    case = tmp_path_factory.mktemp("viewer") / "case"
+    (case / "labels").mkdir(parents=True)
+    spacing, shape = (2.0, 2.0, 2.0), (100, 60, 60)  # k, j, i
+    origin = (CENTRE_A[0] - 59.0, CENTRE_A[1] - 59.0, -99.0)
+    vol = Volume(np.zeros(shape, np.int16), origin, spacing)
+    k, j, i = np.indices(shape)
+    xyz = vol.index_to_world(np.stack([k, j, i], -1))
+    ct = np.full(shape, -1000, np.int16)
+    owner = np.zeros(shape, np.uint8)
+    for code, c in ((1, CENTRE_A), (2, CENTRE_B)):
+        r = np.linalg.norm(xyz - c, axis=-1)
+        head = r <= SCALP_R
+        ct[head & (owner == 0)] = 40
+        ct[head & (r > BRAIN_R) & (r < BRAIN_R + 6)] = 900
+        owner[head & (owner == 0)] = code
+    owner[(owner == 1) & (xyz[..., 2] > 0)] = 2
+    vol.with_array(ct).write(case / "scan.nii.gz")
+    vol.with_array(owner).write(case / "labels" / "twins.nii.gz")
+    _write_models(case / "models")
+    assert main(["view", str(case), "--no-serve"]) == 0
+    return case
+
+
+# --- the browser -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A loaded viewer page with every request, console error and page error recorded."""
+
+    def __init__(self, browser, url: str):
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1200, "height": 800},
+                                           device_scale_factor=1)
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url)
+        # no wait_for_function: its string polling is eval, which the page's CSP forbids
+        self.page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
+        assert self.page.evaluate("window.twinsep.error") is None
+
+    def js(self, expr: str, arg=None):
+        return self.page.evaluate(expr, arg)
+
+    def pixels(self) -> np.ndarray:
+        """RGB screenshot of the 3-D view."""
+        import io
+
+        from PIL import Image
+
+        png = self.page.locator("#viewport canvas").screenshot()
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+    def close(self):
+        self.context.close()
+
+
+def purple_orange(rgb: np.ndarray) -> tuple[int, int]:
+    """Counts of purple-ish (twin A) and orange-ish (twin B) pixels."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    purple = (r > g + 30) & (b > g + 30) & (np.abs(r - b) < 90)
+    orange = (r > 150) & (r > g + 30) & (g > b + 30)
+    return int(purple.sum()), int(orange.sum())
+
+
+def _local(url: str) -> bool:
+    u = urlparse(url)
+    return u.scheme in ("file", "data", "blob", "about") or (
+        u.scheme in ("http", "https") and u.hostname in ("127.0.0.1", "localhost"))
+
+
+@pytest.fixture(scope="module", params=["http", "file"])
+def page(request, browser, viewer_case):
+    """The viewer, served on 127.0.0.1 and opened as a file."""
+    from twinsep.viewer.serve import start_server
+
+    server = None
+    if request.param == "http":
+        server, url = start_server(viewer_case / "viewer", port=0)
+    else:
+        url = (viewer_case / "viewer" / "index.html").resolve().as_uri()
+    p = Page(browser, url)
+    p.mode = request.param
+    yield p
+    p.close()
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
+# --- tests -------------------------------------------------------------------------------
+def test_view_writes_one_self_contained_page(viewer_case):
+    out = viewer_case / "viewer"
+    assert [p.name for p in out.iterdir()] == ["index.html"]
+    text = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?https?://""", text)
+    assert "three/addons/webxr/VRButton.js" in text
+    assert (out / "index.html").stat().st_size < 20e6
+
+
+def test_view_needs_models(tmp_path, capsys):
+    (tmp_path / "case").mkdir()
+    assert main(["view", str(tmp_path / "case"), "--no-serve"]) == 2
+    assert "twinsep models" in capsys.readouterr().err
+
+
+@needs_chromium
+def test_page_loads_offline_without_errors(page):
+    assert page.errors == [], page.errors
+    outside = [u[:80] for u in page.requests if not _local(u)]
+    assert outside == []
+    assert page.js("window.twinsep.threeVersion") == "187"
+    vr = page.page.locator("#VRButton, a:has-text('WEBXR')")
+    assert vr.count() == 1  # "VR NOT SUPPORTED" / "WEBXR NOT AVAILABLE" in headless chromium
+
+
+@needs_chromium
+def test_every_layer_is_listed(page):
+    rows = page.page.locator("#layers .layer")
+    listed = rows.evaluate_all("els => els.map(e => e.dataset.layer)")
+    assert sorted(listed) == sorted(LAYERS)
+    assert sorted(x["name"] for x in page.js("window.twinsep.layers()")) == sorted(LAYERS)
+    assert page.page.locator("#layers .layer input[type=range]").count() == len(LAYERS)
+
+
+@needs_chromium
+def test_screenshot_has_purple_and_orange(page):
+    n_purple, n_orange = purple_orange(page.pixels())
+    assert n_purple > 2000 and n_orange > 2000, (n_purple, n_orange)
+
+
+@needs_chromium
+def test_toggling_a_layer_hides_it(page):
+    before = page.pixels()
+    box = page.page.locator('#layers .layer[data-layer="B/scalp"] input[type=checkbox]')
+    box.uncheck()
+    state = {x["name"]: x for x in page.js("window.twinsep.layers()")}
+    assert state["B/scalp"]["visible"] is False and state["B/scalp"]["objectVisible"] is False
+    after = page.pixels()
+    # B's light scalp gone: B's (darker orange) brain shows; the picture changed
+    assert np.abs(after - before).sum(-1).astype(bool).sum() > 2000
+    box.check()
+    assert {x["name"]: x for x in page.js("window.twinsep.layers()")}["B/scalp"]["visible"]
+
+
+@needs_chromium
+def test_opacity_and_clipping_change_the_picture(page):
+    before = page.pixels()
+    page.js("window.twinsep.setOpacity('A/scalp', 0.3)")
+    mid = page.pixels()
+    assert np.abs(mid - before).sum(-1).astype(bool).sum() > 1000
+    page.js("window.twinsep.setOpacity('A/scalp', 1)")
+    page.js("window.twinsep.setClip({axis: 'z', position_mm: 0, enabled: true})")
+    clipped = page.pixels()
+    _, n_orange = purple_orange(clipped)
+    assert n_orange < 200  # twin B (z > 0) clipped away
+    page.js("window.twinsep.setClip({enabled: false})")
+
+
+@needs_chromium
+def test_distance_tool_measures_the_phantom(page):
+    """Click the front-most points of the two heads: their distance is |cA - cB|."""
+    expected = float(np.linalg.norm(CENTRE_B - CENTRE_A))
+    front = np.array([0.0, -SCALP_R, 0.0])  # anterior = -y
+    page.js("window.twinsep.resetView()")
+    page.page.locator("#measure-toggle").click()
+    for c in (CENTRE_A, CENTRE_B):
+        xy = page.js("p => window.twinsep.project(p)", (c + front).tolist())
+        page.page.mouse.click(xy["x"], xy["y"])
+    text = page.page.locator("#distance").inner_text()
+    value = float(text.replace("mm", ""))
+    assert text.endswith(" mm")
+    assert abs(value - expected) < 1.0, (text, expected)
+    pts = np.array(page.js("window.twinsep.points_mm"))
+    assert np.linalg.norm(pts[0] - (CENTRE_A + front)) < 1.0
+    assert np.linalg.norm(pts[1] - (CENTRE_B + front)) < 1.0
+    page.page.locator("#measure-toggle").click()
+    # the scripting API measures in world mm too
+    d = page.js("([a, b]) => window.twinsep.measure(a, b)", [CENTRE_A.tolist(), CENTRE_B.tolist()])
+    assert d == pytest.approx(expected, abs=1e-6)
+
+
+@needs_chromium
+def test_ct_slices_show_the_owner_overlay(page):
+    slices = page.js("window.twinsep.getSlices()")
+    assert slices["shape_kji"] == [100, 60, 60]
+    for view in ("axial", "coronal", "sagittal"):
+        canvas = page.page.locator(f"#slice-{view}")
+        data = page.js(f"""() => {{
+            const c = document.getElementById('slice-{view}');
+            return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+        }}""")
+        rgb = np.asarray(data).reshape(-1, 4)[:, :3].reshape(1, -1, 3)
+        n_purple, n_orange = purple_orange(rgb)
+        if view == "axial":  # one twin per axial slice
+            assert n_purple + n_orange > 100, view
+        else:
+            assert n_purple > 100 and n_orange > 100, (view, n_purple, n_orange)
+        assert canvas.is_visible()
