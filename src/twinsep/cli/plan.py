@@ -1,0 +1,118 @@
+"""``twinsep plan SCAN --out CASE``: every stage, from the scan to the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from twinsep.cli._app import app, console, parse_point
+
+if TYPE_CHECKING:
+    from twinsep.pipeline import PlanResult, PlanSettings
+
+
+def run_plan_cli(
+    settings: PlanSettings,
+    out: Path,
+    *,
+    force: bool = False,
+    from_stage: str | None = None,
+) -> PlanResult:
+    """Run :func:`twinsep.pipeline.run_plan` with one Rich progress bar per stage.
+
+    Prints one line per stage; on failure prints what to fix and exits with the stage's
+    exit code (2 input, 1 otherwise).
+    """
+    import contextlib
+
+    from rich.text import Text
+
+    from twinsep.cli._app import progress
+    from twinsep.pipeline import STAGE_TITLES, STAGES, StageError, StageOutcome, run_plan
+
+    with progress() if console.is_terminal else contextlib.nullcontext() as bar:
+        tasks: dict[str, int] = {}
+        if bar is not None:
+            for name in STAGES:
+                tasks[name] = bar.add_task(f"{name}: waiting", total=1.0, visible=False)
+
+        def report(stage: str, text: str, frac: float) -> None:
+            if bar is not None:
+                bar.update(tasks[stage], description=f"{stage}: {text}",
+                           completed=min(max(frac, 0.0), 1.0), visible=True)
+
+        def done(o: StageOutcome) -> None:
+            if bar is not None:
+                bar.update(tasks[o.stage], visible=False)
+            mark = {"ran": "[green]done[/green]", "skipped": "[cyan]unchanged[/cyan]",
+                    "failed": "[red]FAILED[/red]"}.get(o.status, f"[yellow]{o.status}[/yellow]")
+            secs = f" {o.seconds:.1f} s" if o.status in ("ran", "failed") else ""
+            note = f" — {o.note}" if o.note and o.status != "failed" else ""
+            console.print(f"{o.stage:<9} {mark}{secs}  [dim]{STAGE_TITLES[o.stage]}[/dim]{note}",
+                          soft_wrap=True)
+
+        try:
+            result = run_plan(settings, out, force=force, from_stage=from_stage,
+                              progress=report, on_stage=done)
+        except StageError as exc:
+            if bar is not None:
+                bar.stop()
+            console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+            console.print(f"the results of the earlier stages are intact in {out}; fix the "
+                          f"input and run the same command again (finished stages are skipped)",
+                          soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+    return result
+
+
+def print_locations(result: PlanResult) -> None:
+    """Say where the report and the viewer are."""
+    if result.conjoined is False:
+        console.print("[bold]not conjoined[/bold]: the heads do not touch, so there is nothing "
+                      "to separate; the plan stopped after identify.")
+    for label, path in (("report (HTML)", result.report_html), ("report (PDF)", result.report_pdf),
+                        ("3-D viewer", result.viewer_html)):
+        state = "" if path.exists() else "  [dim](not written)[/dim]"
+        console.print(f"{label:<14} {path}{state}", soft_wrap=True)
+    console.print(f"{'timings':<14} {result.case.root / 'timings.json'}", soft_wrap=True)
+
+
+@app.command("plan")
+def plan(
+    scan: Path = typer.Argument(
+        ..., help="DICOM folder or file, NIfTI, NRRD or MHA/MHD of the joined heads."),
+    out: Path = typer.Option(..., "--out", "-o", help="Case folder (created or updated)."),
+    tissues: Path | None = typer.Option(
+        None, "--tissues", help="Import this tissue label map instead of segmenting the CT."),
+    seed_a: str | None = typer.Option(
+        None, "--seed-a", help="Brain seed of twin A, X,Y,Z in world mm."),
+    seed_b: str | None = typer.Option(
+        None, "--seed-b", help="Brain seed of twin B, X,Y,Z in world mm."),
+    roster: Path | None = typer.Option(
+        None, "--roster", "-r", help="Roster YAML for the operating-room schedule "
+        "(see examples/roster.yaml); without it the schedule is not made."),
+    catalog: Path | None = typer.Option(
+        None, "--catalog", help="Expander catalogue YAML (default examples/expanders.yaml)."),
+    series: str | None = typer.Option(
+        None, "--series", help="SeriesInstanceUID to take when the folder holds several."),
+    keep_phi: bool = typer.Option(
+        False, "--keep-phi", help="Keep patient name, ID... in case.json and the report."),
+    force: bool = typer.Option(False, "--force", help="Redo every stage."),
+    from_stage: str | None = typer.Option(
+        None, "--from", help="Redo this stage and every later one: ingest, segment, "
+        "identify, separate, simulate, models, viewer, schedule, report."),
+) -> None:
+    """Plan the separation: ingest, segment, identify, separate, simulate, models, viewer,
+    schedule and report. Unchanged stages (same inputs and settings) are skipped; stage
+    timings go to CASE/timings.json."""
+    from twinsep.pipeline import PlanSettings
+
+    settings = PlanSettings(
+        scan=scan, tissues=tissues, seed_a=parse_point(seed_a, "--seed-a"),
+        seed_b=parse_point(seed_b, "--seed-b"), roster=roster, catalog=catalog,
+        keep_phi=keep_phi, series=series,
+    )
+    result = run_plan_cli(settings, out, force=force, from_stage=from_stage)
+    print_locations(result)

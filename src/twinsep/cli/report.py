@@ -1,0 +1,29 @@
+"""``twinsep report CASE``: the report as one HTML file and a PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from twinsep.cli._app import app, console
+
+
+@app.command("report")
+def report(
+    case: Path = typer.Argument(..., help="Case folder (after the stages, or `twinsep plan`)."),
+    keep_phi: bool = typer.Option(
+        False, "--keep-phi", help="Show the patient name and ID kept by `ingest --keep-phi`."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="Write report.html only."),
+) -> None:
+    """Write CASE/report.html (self-contained, figures embedded) and CASE/report.pdf."""
+    from twinsep.casefolder import Case
+    from twinsep.report import build_report
+
+    with console.status("writing the report"):
+        res = build_report(Case(case), keep_phi=keep_phi, pdf=not no_pdf)
+    console.print(f"report: {res.html}", soft_wrap=True)
+    if res.pdf is not None:
+        console.print(f"report: {res.pdf}", soft_wrap=True)
+    elif res.note:
+        console.print(f"[yellow]warning:[/yellow] {res.note}")

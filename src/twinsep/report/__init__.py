@@ -1,0 +1,28 @@
+"""The case report: ``CASE/report.html`` (one self-contained file) and ``CASE/report.pdf``.
+
+>>> from twinsep.report import build_report
+>>> res = build_report(Case("case"))          # doctest: +SKIP
+>>> res.html, res.pdf                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from twinsep.report.build import (
+    CONJOINED_SECTIONS,
+    NOT_CONJOINED_SECTIONS,
+    ReportResult,
+    build_report,
+    render_3d,
+    render_html,
+    shared_vessel_mask,
+)
+
+__all__ = [
+    "CONJOINED_SECTIONS",
+    "NOT_CONJOINED_SECTIONS",
+    "ReportResult",
+    "build_report",
+    "render_3d",
+    "render_html",
+    "shared_vessel_mask",
+]

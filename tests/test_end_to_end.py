@@ -1,0 +1,109 @@
+"""End to end: ``twinsep plan`` on phantoms of each kind, from NIfTI and from DICOM.
+
+3 mm phantoms keep these tests to about a minute or two on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from twinsep.casefolder import read_json, validate_plan
+from twinsep.report import CONJOINED_SECTIONS, NOT_CONJOINED_SECTIONS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ROSTER = ROOT / "examples" / "roster.yaml"
+SPACING = 3.0
+
+
+def _plan(scan: Path, out: Path, *extra: str) -> int:
+    from twinsep.cli import main
+
+    return main(["plan", str(scan), "--out", str(out), *extra])
+
+
+def _timings(out: Path) -> dict[str, str]:
+    return {k: v["status"] for k, v in read_json(out / "timings.json")["stages"].items()}
+
+
+def _sections(out: Path) -> tuple[str, ...]:
+    return tuple(re.findall(r'<section id="([a-z-]+)"', (out / "report.html").read_text()))
+
+
+def test_total_type_iii_from_nifti(make_phantom_case, tmp_path: Path) -> None:
+    ph = make_phantom_case(fusion="total", axial_rotation=60.0, spacing=SPACING)
+    out = tmp_path / "case"
+    assert _plan(ph / "ct.nii.gz", out, "--roster", str(ROSTER)) == 0
+    plan = read_json(out / "plan.json")
+    validate_plan(plan)
+    assert plan["conjoined"] is True
+    assert plan["classification"]["fusion"] == "total"
+    for key in ("segmentation", "identity", "shared", "classification", "separation",
+                "reconstruction", "schedule", "case"):
+        assert key in plan, key
+    assert plan["case"]["timings"] == "timings.json"
+    status = _timings(out)
+    assert status["report"] == "ran" and status["schedule"] == "ran"
+    assert all(s in ("ran", "unavailable") for s in status.values()), status
+    assert _sections(out) == CONJOINED_SECTIONS
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    first = (out / "plan.json").read_bytes()
+
+    # re-running is cheap: everything is skipped and nothing changes
+    assert _plan(ph / "ct.nii.gz", out, "--roster", str(ROSTER)) == 0
+    assert set(_timings(out).values()) <= {"skipped", "unavailable"}
+    assert (out / "plan.json").read_bytes() == first
+
+    # redo from simulate: the same input and settings give a byte-identical plan.json
+    assert _plan(ph / "ct.nii.gz", out, "--roster", str(ROSTER), "--from", "simulate") == 0
+    status = _timings(out)
+    assert status["separate"] == "skipped" and status["simulate"] == "ran"
+    assert (out / "plan.json").read_bytes() == first
+
+    # a changed setting (no roster) redoes only what depends on it
+    assert _plan(ph / "ct.nii.gz", out) == 0
+    status = _timings(out)
+    assert status["separate"] == "skipped" and status["schedule"] == "not applicable"
+
+
+def test_partial_from_dicom(make_phantom_obj, tmp_path: Path) -> None:
+    from twinsep.phantom import write_phantom
+
+    ph = tmp_path / "phantom"
+    write_phantom(make_phantom_obj(fusion="partial", spacing=SPACING), ph, dicom=True)
+    out = tmp_path / "case"
+    assert _plan(ph / "dicom", out) == 0
+    plan = read_json(out / "plan.json")
+    validate_plan(plan)
+    assert plan["conjoined"] is True
+    assert plan["classification"]["fusion"] == "partial"
+    assert read_json(out / "case.json")["source"]["format"].startswith("dicom")
+    assert _timings(out)["schedule"] == "not applicable"
+    assert _sections(out) == CONJOINED_SECTIONS
+    # no patient name or ID anywhere in the outputs
+    for name in ("plan.json", "case.json", "report.html", "timings.json"):
+        text = (out / name).read_text()
+        assert "PHANTOM^TWINS" not in text and '"PHANTOM"' not in text, name
+
+
+def test_not_conjoined_stops_after_identify(make_phantom_case, tmp_path: Path, capsys) -> None:
+    ph = make_phantom_case(separate=True, spacing=SPACING)
+    out = tmp_path / "case"
+    # the phantom's own tissue map (--tissues): at 3 mm the CT segmentation closes the gap
+    assert _plan(ph / "ct.nii.gz", out, "--roster", str(ROSTER),
+                 "--tissues", str(ph / "tissues.nii.gz")) == 0
+    assert "not conjoined" in capsys.readouterr().err
+    plan = read_json(out / "plan.json")
+    validate_plan(plan)
+    assert plan["conjoined"] is False
+    assert "separation" not in plan
+    status = _timings(out)
+    assert status["identify"] == "ran" and status["report"] == "ran"
+    assert status["separate"] == "not applicable"
+    assert _sections(out) == NOT_CONJOINED_SECTIONS
+    assert json.loads((out / ".twinsep" / "stages.json").read_text())["stages"]["report"]

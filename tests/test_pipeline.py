@@ -1,0 +1,151 @@
+"""The pipeline: input hashing, skipping, --force / --from, failures and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from twinsep.casefolder import Case, read_json
+from twinsep.errors import InputError
+from twinsep.pipeline import (
+    STAGES,
+    PlanSettings,
+    StageError,
+    hash_input,
+    load_state,
+    load_timings,
+    run_plan,
+)
+
+
+@pytest.fixture(scope="module")
+def phantom3(make_phantom_case) -> Path:
+    """A 3 mm total phantom folder (cheap to ingest and segment)."""
+    return make_phantom_case(fusion="total", spacing=3.0)
+
+
+def test_stage_order() -> None:
+    assert STAGES == ("ingest", "segment", "identify", "separate", "simulate", "models",
+                      "viewer", "schedule", "report")
+
+
+def test_hash_input_file_and_folder(tmp_path: Path) -> None:
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc")
+    h1 = hash_input(f)
+    f.write_bytes(b"abd")
+    assert hash_input(f) != h1
+    d = tmp_path / "series"
+    d.mkdir()
+    (d / "1.dcm").write_bytes(b"x")
+    (d / "2.dcm").write_bytes(b"y")
+    h2 = hash_input(d)
+    (d / "2.dcm").write_bytes(b"z")
+    assert hash_input(d) != h2
+    with pytest.raises(InputError):
+        hash_input(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError):
+        hash_input(empty)
+
+
+def test_seeds_come_in_pairs(tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        PlanSettings(scan=tmp_path, seed_a=(0.0, 0.0, 0.0))
+
+
+def test_missing_scan_is_input_error(tmp_path: Path) -> None:
+    with pytest.raises(StageError) as info:
+        run_plan(PlanSettings(scan=tmp_path / "nope.nii.gz"), tmp_path / "case")
+    assert info.value.stage == "ingest"
+    assert info.value.exit_code == 2
+    assert not (tmp_path / "case").exists()
+
+
+def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, phantom3: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("precious")
+    with pytest.raises(StageError) as info:
+        run_plan(PlanSettings(scan=phantom3 / "ct.nii.gz"), out, until="ingest")
+    assert info.value.exit_code == 2 and "not a twinsep case folder" in str(info.value)
+    assert (out / "thesis.txt").read_text() == "precious"
+
+
+def test_skip_force_from(tmp_path: Path, phantom3: Path) -> None:
+    out = tmp_path / "case"
+    settings = PlanSettings(scan=phantom3 / "ct.nii.gz")
+    r1 = run_plan(settings, out, until="segment")
+    assert [o.status for o in r1.outcomes] == ["ran", "ran"]
+    state = load_state(Case(out))
+    assert set(state) == {"ingest", "segment"}
+    timings = load_timings(Case(out))
+    assert timings["stages"]["segment"]["status"] == "ran"
+    assert timings["stages"]["segment"]["seconds"] > 0
+    plan_bytes = (out / "plan.json").read_bytes()
+    assert b"seconds" not in plan_bytes  # timings live beside plan.json
+    assert read_json(out / "plan.json")["case"]["timings"] == "timings.json"
+
+    r2 = run_plan(settings, out, until="segment")
+    assert [o.status for o in r2.outcomes] == ["skipped", "skipped"]
+    assert (out / "plan.json").read_bytes() == plan_bytes
+
+    r3 = run_plan(settings, out, until="segment", from_stage="segment")
+    assert [o.status for o in r3.outcomes] == ["skipped", "ran"]
+    assert (out / "plan.json").read_bytes() == plan_bytes  # deterministic
+
+    r4 = run_plan(settings, out, until="segment", force=True)
+    assert [o.status for o in r4.outcomes] == ["ran", "ran"]
+    assert (out / "plan.json").read_bytes() == plan_bytes
+
+    # an output changed behind the pipeline's back: that stage is redone
+    (out / "labels" / "tissues.nii.gz").unlink()
+    r5 = run_plan(settings, out, until="segment")
+    assert [o.status for o in r5.outcomes] == ["skipped", "ran"]
+
+
+def test_failure_keeps_earlier_results(tmp_path: Path, phantom3: Path) -> None:
+    out = tmp_path / "case"
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not an image at all")
+    settings = PlanSettings(scan=phantom3 / "ct.nii.gz", tissues=bad)
+    with pytest.raises(StageError) as info:
+        run_plan(settings, out, until="segment")
+    assert info.value.stage == "segment"
+    assert info.value.exit_code == 2
+    assert "to fix" in str(info.value)
+    assert (out / "scan.nii.gz").exists() and (out / "case.json").exists()
+    assert "segment" not in load_state(Case(out))
+    assert load_timings(Case(out))["stages"]["segment"]["status"] == "failed"
+    # fixed input: the finished stage is skipped, the failed one runs
+    good = PlanSettings(scan=phantom3 / "ct.nii.gz", tissues=phantom3 / "tissues.nii.gz")
+    r = run_plan(good, out, until="segment")
+    assert [o.status for o in r.outcomes] == ["skipped", "ran"]
+    assert read_json(out / "plan.json")["segmentation"]["source"] == "import"
+
+
+def test_cli_bad_stage_name(tmp_path: Path, phantom3: Path, capsys) -> None:
+    from twinsep.cli import main
+
+    code = main(["plan", str(phantom3 / "ct.nii.gz"), "--out", str(tmp_path / "c"),
+                 "--from", "nonsense"])
+    assert code == 2
+    assert "unknown stage" in capsys.readouterr().err
+
+
+def test_cli_failing_stage_exit_code(tmp_path: Path, phantom3: Path, capsys) -> None:
+    from twinsep.cli import main
+
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"junk")
+    code = main(["plan", str(phantom3 / "ct.nii.gz"), "--out", str(tmp_path / "c"),
+                 "--tissues", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "stage 'segment' failed" in err
+    assert (tmp_path / "c" / "scan.nii.gz").exists()
+    state = json.loads((tmp_path / "c" / ".twinsep" / "stages.json").read_text())
+    assert "ingest" in state["stages"]
