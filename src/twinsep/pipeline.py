@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import os
 import resource
-import subprocess
 import sys
 import time
 import traceback
@@ -175,7 +174,7 @@ class StageOutcome:
     """What happened to one stage in one run.
 
     ``status`` is ``ran``, ``skipped`` (unchanged), ``not applicable`` (not conjoined, or
-    no roster), ``unavailable`` (the stage's package is not installed) or ``failed``.
+    no roster) or ``failed``.
     """
 
     stage: str
@@ -345,35 +344,23 @@ def _run_simulate(ctx: _Ctx) -> str:
     return ""
 
 
-def _subcommand(ctx: _Ctx, stage: str, args: list[str]) -> str:
-    """Run a stage whose library lives in another package through its own command."""
-    ctx.say(stage)(f"twinsep {' '.join(args)}", 0.1)
-    env = dict(os.environ, TERM="dumb", COLUMNS="200")
-    proc = subprocess.run(
-        [sys.executable, "-m", "twinsep", *args], capture_output=True, text=True, env=env,
-        check=False,
-    )
-    lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-    if proc.returncode != 0:
-        msg = lines[-1] if lines else f"exit code {proc.returncode}"
-        if proc.returncode == 2:
-            raise InputError(msg.removeprefix("error: "))
-        raise RuntimeError(msg)
-    return lines[-1] if lines else ""
-
-
-def _package_available(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 def _run_models(ctx: _Ctx) -> str:
-    return _subcommand(ctx, "models", ["models", str(ctx.case.root)])
+    from twinsep.models import models_case
+
+    say = ctx.say("models")
+    _, section = models_case(
+        ctx.case, progress=lambda d, done, total: say(d, done / max(total, 1))
+    )
+    notes = section.get("notes") or []
+    return "; ".join(notes)
 
 
 def _run_viewer(ctx: _Ctx) -> str:
-    return _subcommand(ctx, "viewer", ["view", str(ctx.case.root), "--no-serve"])
+    from twinsep.viewer import build_viewer
+
+    ctx.say("viewer")("CT slices and the 3-D scene into one page", 0.2)
+    res = build_viewer(ctx.case.root)
+    return f"{res.size_bytes / 1e6:.1f} MB"
 
 
 def _run_schedule(ctx: _Ctx) -> str:
@@ -593,14 +580,6 @@ def run_plan(
             reason = "not conjoined: nothing to separate"
         elif stage == "schedule" and settings.roster is None:
             reason = "no --roster given"
-        elif stage == "models" and not _package_available("twinsep.models"):
-            finish(StageOutcome(stage, "unavailable", note="package twinsep.models not "
-                                "installed yet"))
-            continue
-        elif stage == "viewer" and not _package_available("twinsep.viewer"):
-            finish(StageOutcome(stage, "unavailable", note="package twinsep.viewer not "
-                                "installed yet"))
-            continue
         if reason:
             finish(StageOutcome(stage, "not applicable", note=reason))
             continue
