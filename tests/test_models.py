@@ -254,3 +254,153 @@ def test_missing_labels_is_bad_input(tmp_path):
 
     (tmp_path / "case").mkdir()
     assert main(["models", str(tmp_path / "case")]) == 2
+
+
+# --- fast paths against their plain definitions ------------------------------------------
+def _box_mesh(lo=(0.0, 0.0, 0.0), size=1.0) -> tuple[np.ndarray, np.ndarray]:
+    import trimesh
+
+    m = trimesh.creation.box(extents=(size,) * 3)
+    return np.asarray(m.vertices) + size / 2 + np.asarray(lo), np.asarray(m.faces, np.int64)
+
+
+def _merge(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    u, inv = np.unique(v, axis=0, return_inverse=True)
+    return u, inv.reshape(-1)[f]
+
+
+def test_mesh_measures_and_closedness():
+    from twinsep.models.surfaces import is_closed, signed_volume, surface_area
+
+    v, f = _box_mesh(size=2.0)
+    assert is_closed(v, f)
+    assert np.isclose(signed_volume(v, f), 8.0) and np.isclose(surface_area(v, f), 24.0)
+    assert np.isclose(signed_volume(v, f[:, ::-1]), -8.0)
+    assert not is_closed(v, f[1:])  # a hole
+    flipped = f.copy()
+    flipped[0] = flipped[0][::-1]
+    assert not is_closed(v, flipped)  # inconsistent winding
+    # a second vertex at the same place is one vertex to an STL reader
+    v2 = np.vstack([v, v[:1]])
+    f2 = f.copy()
+    first = np.flatnonzero((f2 == 0).any(axis=1))[0]
+    f2[first][f2[first] == 0] = len(v)
+    assert is_closed(v2, f2)
+
+
+def test_decimation_defects_are_closed_again():
+    """A pillow glued onto an edge is dropped; two solids pinched along an edge are split
+    there and moved apart."""
+    from twinsep.models.surfaces import UNPINCH_MM, drop_pillows, is_closed, unpinch
+
+    v, f = _box_mesh()
+    a, b = f[0][:2]
+    vp = np.vstack([v, [[5.0, 5.0, 5.0]]])
+    fp = np.vstack([f, [[a, b, 8], [b, a, 8]]])
+    assert not is_closed(vp, fp)
+    vq, fq = drop_pillows(vp, fp)
+    assert is_closed(vq, fq) and len(fq) == len(f) and len(vq) == len(v)
+
+    v1, f1 = _box_mesh()
+    v2, f2 = _box_mesh(lo=(1.0, 1.0, 0.0))
+    v, f = _merge(np.vstack([v1, v2]), np.vstack([f1, f2 + len(v1)]))
+    assert len(v) == 14 and not is_closed(v, f)
+    nv, nf, ok = unpinch(v, f)
+    assert ok and len(nv) == 16 and len(nf) == len(f)
+    moved = np.linalg.norm(nv[:, None] - v[None], axis=2).min(axis=1)
+    assert np.isclose(moved.max(), UNPINCH_MM) and np.count_nonzero(moved > 0) == 4
+
+
+def test_taubin_matches_trimesh():
+    import trimesh
+
+    from twinsep.models.surfaces import taubin
+
+    m = trimesh.creation.icosphere(subdivisions=3)
+    m.vertices += np.random.default_rng(0).normal(0, 0.02, m.vertices.shape)
+    ours = taubin(m.vertices, m.faces, 0.5, 0.53, 10)
+    trimesh.smoothing.filter_taubin(m, lamb=0.5, nu=0.53, iterations=10)
+    np.testing.assert_allclose(ours, m.vertices, atol=1e-12)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.8, 0.8), (1.5, 0.7, 0.7)])
+def test_thin_mask_morphology_matches_edt(spacing, monkeypatch):
+    from scipy import ndimage as ndi
+
+    from twinsep.models import doll
+
+    rng = np.random.default_rng(1)
+    solid = ndi.gaussian_filter(rng.random((40, 44, 36)), 2.0) > 0.5
+    solid[5:30, 10, 5:30] = True  # a one-voxel plate
+    fast = doll.thin_mask(solid, spacing, 2.0)
+    monkeypatch.setattr(doll, "MAX_BALL_VOXELS", 0)
+    slow = doll.thin_mask(solid, spacing, 2.0)
+    assert fast.any()
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_coarse_field_blocks_align_to_the_grid():
+    from twinsep.models.surfaces import coarse_field
+
+    full = np.zeros((12, 12, 12), bool)
+    full[3:9, 2:7, 5:11] = True
+    crop = full[3:9, 2:7, 5:11]
+    a, off_a, step = coarse_field(full, (0, 0, 0), (2, 2, 2))
+    b, off_b, _ = coarse_field(crop, (3, 2, 5), (2, 2, 2))
+    # the same blocks: the crop's field is a window of the full one
+    d = ((off_b - off_a) / step).astype(int)
+    np.testing.assert_array_equal(b[1:-1, 1:-1, 1:-1],
+                                  a[1 + d[0]:1 + d[0] + b.shape[0] - 2,
+                                    1 + d[1]:1 + d[1] + b.shape[1] - 2,
+                                    1 + d[2]:1 + d[2] + b.shape[2] - 2])
+    assert np.isclose(a.sum() * 8, full.sum())
+
+
+def test_glb_normals_and_seg_extents():
+    from scipy import ndimage as ndi
+
+    from twinsep.exchange.gltf import _normals
+    from twinsep.exchange.segmentation import _box_extent, _extent
+
+    v, f = _box_mesh()
+    tri = v[f]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    ref = np.zeros_like(v)
+    for c in range(3):
+        np.add.at(ref, f[:, c], fn)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(_normals(v, f), ref, atol=1e-6)
+    lab = np.zeros((9, 8, 7), np.uint8)
+    lab[2:5, 1:3, 4:7] = 1
+    lab[7, 6, 0] = 3
+    boxes = ndi.find_objects(lab)
+    for value in (1, 3):
+        assert _box_extent(boxes[value - 1]) == _extent(lab == value)
+    assert _box_extent(None) == _extent(lab == 2)
+
+
+def test_layer_labelmap_matches_the_rules(phantom_total_case):
+    """Label values per (twin, tissue) and the shared vessels as twinsep.shared finds them."""
+    from twinsep.labels import Owner
+    from twinsep.models.scene import LAYER_TISSUES, layer_labelmap, resolved_owner
+    from twinsep.shared import shared_vessels
+
+    tissues = Volume.read(phantom_total_case / "tissues.nii.gz")
+    owner = _owner_without_ambiguous(Volume.read(phantom_total_case / "owner.nii.gz"))
+    lab, layers = layer_labelmap(tissues, owner)
+    own = resolved_owner(tissues, owner)
+    t = np.asarray(tissues.array)
+    expected = np.zeros(t.shape, np.uint8)
+    value = 1
+    for code in (Owner.A, Owner.B):
+        for tissue in LAYER_TISSUES:
+            expected[(own == code) & (t == tissue)] = value
+            value += 1
+    vessels, mask = shared_vessels(tissues, own)
+    assert vessels and np.array_equal(lab.array >= value, mask)
+    expected[mask] = lab.array[mask]
+    np.testing.assert_array_equal(lab.array, expected)
+    for v in vessels:
+        ly = next(ly for ly in layers if ly.vessel_id == v.id)
+        vol = np.count_nonzero(lab.array == ly.label) * tissues.voxel_volume_ml
+        assert abs(vol - v.volume_ml) < 1e-3

@@ -18,7 +18,9 @@ def models(
     ),
     mc_spacing_mm: float = typer.Option(
         1.0, "--mc-spacing-mm", min=0.1,
-        help="Finest grid (mm) for marching cubes; finer scans are block-averaged.",
+        help="Finest grid (mm) for marching cubes; finer scans are block-averaged in whole "
+        "voxels (1.5 on a 1 mm scan stays 1 mm). Coarser is faster but loses thin parts: "
+        "2 mm on a 1 mm scan cuts the brain's area ~15% and a shared vessel's volume ~25%.",
     ),
     smooth: int = typer.Option(10, "--smooth", min=0, help="Taubin smoothing iterations."),
     max_faces: int = typer.Option(

@@ -75,17 +75,18 @@ class GltfPart:
 def to_gltf_frame(points_lps_mm: np.ndarray) -> np.ndarray:
     """World LPS mm -> glTF metres (see :data:`LPS_MM_TO_GLTF`)."""
     p = np.asarray(points_lps_mm, float)
-    return p @ LPS_MM_TO_GLTF[:3, :3].T + LPS_MM_TO_GLTF[:3, 3]
+    # a contiguous matrix keeps the product on the fast (BLAS) path
+    return p @ np.ascontiguousarray(LPS_MM_TO_GLTF[:3, :3].T) + LPS_MM_TO_GLTF[:3, 3]
 
 
 def _normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (float32; never zero length)."""
-    tri = v[f]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n = np.zeros_like(v)
+    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    fn = np.cross(p1 - p0, p2 - p0)
+    n = np.zeros((len(v), 3))
     for c in range(3):
-        np.add.at(n, f[:, c], fn)
-    n = n.astype(np.float64)
+        for corner in range(3):
+            n[:, c] += np.bincount(f[:, corner], weights=fn[:, c], minlength=len(v))
     length = np.linalg.norm(n, axis=1)
     bad = length < 1e-20
     n[bad] = (0.0, 1.0, 0.0)
@@ -125,9 +126,14 @@ def glb_bytes(parts: list[GltfPart], *, generator: str = "twinsep",
         f = np.asarray(part.faces, np.int64).reshape(-1, 3)
         if len(f) == 0:
             continue
-        used, inv = np.unique(f.ravel(), return_inverse=True)
-        f = inv.reshape(-1, 3).astype(np.uint32)
-        v = to_gltf_frame(np.asarray(part.vertices, float)[used]).astype(np.float32)
+        verts = np.asarray(part.vertices, float)
+        used = np.zeros(len(verts), bool)
+        used[f.ravel()] = True
+        if not used.all():  # drop unused vertices, keeping their order
+            f = (np.cumsum(used) - 1)[f]
+            verts = verts[used]
+        f = f.astype(np.uint32)
+        v = to_gltf_frame(verts).astype(np.float32)
         nrm = _normals(v.astype(np.float64), f.astype(np.int64))
         pos_view = add_view(v.tobytes(), _ARRAY_BUFFER)
         accessors.append({"bufferView": pos_view, "componentType": _FLOAT, "count": len(v),

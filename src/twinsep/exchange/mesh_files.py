@@ -81,22 +81,24 @@ def threemf_bytes(objects: list[tuple[str, object, tuple[int, int, int]]],
         out.write(f'<object id="{oid}" name="{name}" type="model" pid="1" pindex="{n}">\n'
                   "<mesh>\n<vertices>\n")
         v = np.asarray(mesh.vertices, float)
-        out.write("".join(f'<vertex x="{x:.4f}" y="{y:.4f}" z="{z:.4f}"/>\n' for x, y, z in v))
+        # one %-format over the whole array (C speed; same text as per-vertex f-strings)
+        out.write(('<vertex x="%.4f" y="%.4f" z="%.4f"/>\n' * len(v)) % tuple(v.ravel().tolist()))
         out.write("</vertices>\n<triangles>\n")
         f = np.asarray(mesh.faces, np.int64)
-        out.write("".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>\n' for a, b, c in f))
+        out.write(('<triangle v1="%d" v2="%d" v3="%d"/>\n' * len(f)) % tuple(f.ravel().tolist()))
         out.write("</triangles>\n</mesh>\n</object>\n")
     out.write("</resources>\n<build>\n")
     for n in range(len(objects)):
         out.write(f'<item objectid="{n + 2}"/>\n')
     out.write("</build>\n</model>\n")
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+    # deflate level 1: a quarter larger than level 6, four times faster
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for arc, text in (("[Content_Types].xml", _CONTENT_TYPES), ("_rels/.rels", _RELS),
                           ("3D/3dmodel.model", out.getvalue())):
             info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, text)
+            z.writestr(info, text, compresslevel=1)
     return buf.getvalue()
 
 

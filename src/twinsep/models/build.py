@@ -23,8 +23,14 @@ from twinsep.casefolder import Case, read_json, update_plan, write_json
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.models.doll import THIN_TOLERANCE, DollPart, doll_parts
-from twinsep.models.scene import Layer, build_layers, cut_surface_layer, layer_labelmap
-from twinsep.models.surfaces import SurfaceSettings
+from twinsep.models.scene import (
+    Layer,
+    build_layers,
+    cut_surface_layer,
+    layer_labelmap,
+    resolved_owner,
+)
+from twinsep.models.surfaces import SurfaceSettings, is_closed, signed_volume, surface_area
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -84,7 +90,8 @@ def build_models(tissues: Volume, owner: Volume, *, cut_surface: Path | None = N
         raise InputError(f"--min-wall-mm must not be negative, got {min_wall_mm}")
     if not tissues.same_grid(owner, tol_mm=1e-2):
         raise InputError("tissue map and owner map are not on the same grid")
-    labelmap, layers = layer_labelmap(tissues, owner)
+    own = resolved_owner(tissues, owner)
+    labelmap, layers = layer_labelmap(tissues, owner, own)
     if not layers:
         raise InputError("the tissue map is empty: nothing to model")
     build_layers(labelmap, layers, settings, progress)
@@ -96,10 +103,8 @@ def build_models(tissues: Volume, owner: Volume, *, cut_surface: Path | None = N
             layers.append(cut)
     if progress is not None:
         progress("doll", 0, 1)
-    from twinsep.models.scene import resolved_owner
-
-    doll = doll_parts(tissues, resolved_owner(tissues, owner), scale=scale,
-                      min_wall_mm=min_wall_mm, settings=settings, max_faces=doll_max_faces)
+    doll = doll_parts(tissues, own, scale=scale, min_wall_mm=min_wall_mm, settings=settings,
+                      max_faces=doll_max_faces)
     if progress is not None:
         progress("doll", 1, 1)
     return ModelSet(labelmap, layers, doll, settings, scale, min_wall_mm, notes)
@@ -119,13 +124,18 @@ def _segments(ms: ModelSet):
 
 def _layer_entry(ly: Layer, stl: str | None) -> dict:
     mesh = ly.mesh
-    closed = bool(mesh.is_watertight)
+    if ly.surface is not None:  # measured once when the surface was built
+        closed, volume, area = ly.surface.closed, ly.surface.volume_mm3, ly.surface.area_mm2
+    else:
+        closed = is_closed(mesh.vertices, mesh.faces)
+        volume = signed_volume(mesh.vertices, mesh.faces) if closed else 0.0
+        area = surface_area(mesh.vertices, mesh.faces)
     entry = {
         "name": ly.name, "node": ly.name, "twin": ly.twin, "tissue": ly.tissue,
         "colour_rgb": list(ly.colour), "opacity": ly.opacity, "stl": stl,
-        "triangles": len(mesh.faces), "watertight": closed,
-        "volume_ml": round(float(abs(mesh.volume)) / 1000.0, 3) if closed else None,
-        "area_cm2": round(float(mesh.area) / 100.0, 3), "label": ly.label,
+        "triangles": len(mesh.faces), "watertight": bool(closed),
+        "volume_ml": round(abs(volume) / 1000.0, 3) if closed else None,
+        "area_cm2": round(area / 100.0, 3), "label": ly.label,
     }
     if ly.vessel_id is not None:
         entry["vessel_id"] = ly.vessel_id
@@ -180,8 +190,8 @@ def write_models(case: Case, ms: ModelSet, *, dicom: Path | None = None,
         write_stl(out / stl, p.mesh, header=f"twinsep doll twin {p.twin}, mm, scale {ms.scale}")
         doll_entries.append({
             "twin": p.twin, "colour_rgb": list(p.colour), "stl": stl,
-            "triangles": len(p.mesh.faces), "watertight": bool(p.mesh.is_watertight),
-            "volume_ml": round(float(abs(p.mesh.volume)) / 1000.0, 3),
+            "triangles": len(p.mesh.faces), "watertight": bool(p.watertight),
+            "volume_ml": round(p.volume_ml, 3),
             "thin_volume_ml": round(p.thin_volume_ml, 3), "wall_ok": p.wall_ok})
     if ms.doll:
         write_3mf(out / DOLL_NAME, [(f"twin {p.twin}", p.mesh, p.colour) for p in ms.doll],

@@ -28,7 +28,7 @@ from twinsep.models.colours import (
     shared_vessel_colour,
     tissue_colour,
 )
-from twinsep.models.surfaces import Surface, SurfaceSettings, block_factors, mask_surface
+from twinsep.models.surfaces import Surface, SurfaceSettings, extract_surface, finish_surface
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -90,24 +90,28 @@ def resolved_owner(tissues: Volume, owner: Volume) -> np.ndarray:
     return resolve_owner(tissues, owner)
 
 
-def shared_vessel_labels(tissues: Volume, own: np.ndarray) -> list[np.ndarray]:
-    """Boolean masks of the shared vessel structures, largest first.
-
-    Same rule as :func:`twinsep.shared.shared_vessels` (26-connected components of the
-    vessel label, one-voxel gaps bridged, with a minor owner share above the thresholds),
-    so the n-th mask is the vessel plan.json calls ``id = n``.
-    """
+def _shared_vessel_components(tissues: Volume, own: np.ndarray
+                              ) -> tuple[tuple[slice, ...], np.ndarray, list[int]]:
+    """Component labels of the vessels (on the vessels' bounding box, one voxel wider) and
+    the shared ones among them, largest first (see :func:`shared_vessel_labels`)."""
     from twinsep import shared as sh
 
     vessel = np.asarray(tissues.array) == Tissue.VESSEL
-    if not vessel.any():
-        return []
+    found_box = ndi.find_objects(vessel.view(np.uint8))
+    if not found_box:
+        return (), np.zeros((0, 0, 0), np.int32), []
+    # the bridging dilation reaches one voxel out: crop one voxel wider; labels are numbered
+    # in raster order, which a crop keeps, so the numbers are those of the full grid
+    box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n))
+                for b, n in zip(found_box[0], vessel.shape, strict=True))
+    vessel = vessel[box]
     structure = np.ones((3, 3, 3), bool) if sh.VESSEL_CONNECTIVITY == 26 else None
     bridged = ndi.binary_dilation(vessel, structure=structure) if sh.BRIDGE_GAPS else vessel
     lab, n = ndi.label(bridged, structure=structure)
     lab[~vessel] = 0
-    n_a = np.bincount(lab[own == Owner.A], minlength=n + 1)
-    n_b = np.bincount(lab[own == Owner.B], minlength=n + 1)
+    o = own[box]
+    n_a = np.bincount(lab[o == Owner.A], minlength=n + 1)
+    n_b = np.bincount(lab[o == Owner.B], minlength=n + 1)
     vvox = tissues.voxel_volume_mm3
     found = []
     for c in range(1, n + 1):
@@ -118,11 +122,34 @@ def shared_vessel_labels(tissues: Volume, own: np.ndarray) -> list[np.ndarray]:
             continue
         found.append((int(total), c))
     found.sort(key=lambda x: (-x[0], x[1]))
-    return [lab == c for _, c in found]
+    return box, lab, [c for _, c in found]
 
 
-def layer_labelmap(tissues: Volume, owner: Volume) -> tuple[Volume, list[Layer]]:
+def shared_vessel_labels(tissues: Volume, own: np.ndarray) -> list[np.ndarray]:
+    """Boolean masks of the shared vessel structures, largest first.
+
+    Same rule as :func:`twinsep.shared.shared_vessels` (26-connected components of the
+    vessel label, one-voxel gaps bridged, with a minor owner share above the thresholds),
+    so the n-th mask is the vessel plan.json calls ``id = n``.
+    """
+    box, lab, comps = _shared_vessel_components(tissues, own)
+    out = []
+    for c in comps:
+        m = np.zeros(own.shape, bool)
+        m[box] = lab == c
+        out.append(m)
+    return out
+
+
+#: Slices of the label map built at a time (bounds the temporary index arrays).
+_CHUNK = 32
+
+
+def layer_labelmap(tissues: Volume, owner: Volume, own: np.ndarray | None = None
+                   ) -> tuple[Volume, list[Layer]]:
     """The label map of the layers (see the module docstring) and the (empty) layers.
+
+    ``own`` is the resolved owner (:func:`resolved_owner`) when already computed.
 
     Returns
     -------
@@ -132,27 +159,42 @@ def layer_labelmap(tissues: Volume, owner: Volume) -> tuple[Volume, list[Layer]]
         One per label value present, in label order (meshes not built yet).
     """
     t = np.asarray(tissues.array)
-    own = resolved_owner(tissues, owner)
-    lab = np.zeros(t.shape, np.uint8)
+    if own is None:
+        own = resolved_owner(tissues, owner)
     layers: list[Layer] = []
+    # label of (owner, tissue) by a look-up table: lut[owner * 256 + tissue]
+    lut = np.zeros(256 * 256, np.uint8)
     value = 1
     for twin, code in (("A", Owner.A), ("B", Owner.B)):
-        is_twin = own == code
         for tissue in LAYER_TISSUES:
             name = TISSUE_NAMES[tissue]
-            lab[is_twin & (t == tissue)] = value
+            lut[int(code) * 256 + int(tissue)] = value
             layers.append(Layer(f"{twin}/{name}", twin, name, tissue_colour(twin, name),
                                 OPACITY["tissue"], value))
             value += 1
-    for n, comp in enumerate(shared_vessel_labels(tissues, own), start=1):
-        if value > 255:
-            break
-        lab[comp] = value
-        layers.append(Layer(f"shared/vessel-{n}", None, "vessel", shared_vessel_colour(),
-                            OPACITY["shared-vessel"], value, vessel_id=n))
-        value += 1
-    present = set(np.unique(lab).tolist())
-    layers = [ly for ly in layers if ly.label in present]
+    lab = np.empty(t.shape, np.uint8)
+    for k in range(0, t.shape[0], _CHUNK):
+        sl = slice(k, k + _CHUNK)
+        tt, oo = t[sl], own[sl]
+        if tt.dtype != np.uint8:  # codes outside 0-255 have no layer
+            tt = np.where((tt >= 0) & (tt < 256), tt, 0)
+        if oo.dtype != np.uint8:
+            oo = np.where((oo >= 0) & (oo < 256), oo, 0)
+        idx = oo.astype(np.uint16) << 8
+        idx |= tt.astype(np.uint16)
+        np.take(lut, idx, out=lab[sl])
+    box, comps_lab, comps = _shared_vessel_components(tissues, own)
+    if comps:
+        sub = lab[box]
+        for n, c in enumerate(comps, start=1):
+            if value > 255:
+                break
+            sub[comps_lab == c] = value
+            layers.append(Layer(f"shared/vessel-{n}", None, "vessel", shared_vessel_colour(),
+                                OPACITY["shared-vessel"], value, vessel_id=n))
+            value += 1
+    present = np.bincount(lab.ravel(), minlength=256)
+    layers = [ly for ly in layers if present[ly.label]]
     return tissues.with_array(lab), layers
 
 
@@ -166,29 +208,30 @@ def face_budgets(raw_faces: list[int], settings: SurfaceSettings) -> list[int]:
 
 def build_layers(labelmap: Volume, layers: list[Layer], settings: SurfaceSettings,
                  progress: ProgressFn | None = None) -> list[Layer]:
-    """Build the surface of every layer (in place; also returned)."""
+    """Build the surface of every layer (in place; also returned).
+
+    Every layer is extracted and smoothed first (on its own bounding box); the face budget
+    is then shared out from the real extracted sizes and each layer decimated to its share.
+    """
     lab = np.asarray(labelmap.array)
     boxes = ndi.find_objects(lab)
-    # first pass without decimation would hold every full mesh; instead estimate the
-    # extracted size from the voxel surface and share the budget before extracting
-    sizes = []
-    f = block_factors(labelmap.spacing_kji, settings.mc_spacing_mm)
-    area_factor = float(np.mean([f[0] * f[1], f[1] * f[2], f[0] * f[2]]))
-    for ly in layers:
-        box = boxes[ly.label - 1]
-        m = lab[box] == ly.label
-        boundary = np.count_nonzero(m ^ ndi.binary_erosion(m))
-        sizes.append(int(3.6 * boundary / area_factor))  # ~ triangles marching cubes makes
-    budgets = face_budgets(sizes, settings)
-    for n, (ly, budget) in enumerate(zip(layers, budgets, strict=True)):
+    total = 2 * len(layers)
+    extracted = []
+    for n, ly in enumerate(layers):
         if progress is not None:
-            progress("surface meshes", n, len(layers))
-        box = boxes[ly.label - 1]
-        ly.surface = mask_surface(lab[box] == ly.label, labelmap, settings, box=box,
-                                  max_faces=budget)
+            progress("surface meshes", n, total)
+        box = boxes[ly.label - 1] if ly.label - 1 < len(boxes) else None
+        ex = None if box is None else extract_surface(lab[box] == ly.label, labelmap,
+                                                      settings, box=box)
+        extracted.append(ex)
+    budgets = face_budgets([0 if ex is None else ex.n_faces for ex in extracted], settings)
+    for n, (ly, ex, budget) in enumerate(zip(layers, extracted, budgets, strict=True)):
+        if progress is not None:
+            progress("surface meshes", len(layers) + n, total)
+        ly.surface = None if ex is None else finish_surface(ex, budget)
         ly.mesh = None if ly.surface is None else ly.surface.mesh
     if progress is not None:
-        progress("surface meshes", len(layers), len(layers))
+        progress("surface meshes", total, total)
     return layers
 
 
