@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -319,3 +320,221 @@ def test_cli_bad_input(tmp_path):
     assert main(["separate", str(case.root), "--choose", "zzz"]) == 2
     assert main(["separate", str(case.root), "--plane", "1,2,3"]) == 2
     assert main(["separate", str(case.root), "--choose", "plane"]) == 2
+
+
+# --- vessel geometry -------------------------------------------------------------------
+def _tube(shape, sp, p0, d, r) -> np.ndarray:
+    """Digital straight tube: voxels whose centre lies within ``r`` mm of the axis."""
+    s = np.asarray(sp, float)
+    g = np.indices(shape).reshape(3, -1).T * s - np.asarray(p0) * s
+    t = g @ d
+    return (np.linalg.norm(g - t[:, None] * d, axis=1) < r).reshape(shape)
+
+
+@pytest.mark.parametrize("sp", [(1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (1.2, 0.6, 0.8)])
+def test_perpendicular_section_of_digital_tubes(sp):
+    from twinsep.separation.vessels import perpendicular_section
+
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        r = rng.uniform(2.0, 4.0) * max(sp)  # 2 to 4 voxels
+        shape = tuple(int(12 * r / s) for s in sp)
+        p0 = np.array(shape) / 2 + rng.uniform(-0.5, 0.5, 3)
+        area, axis = perpendicular_section(_tube(shape, sp, p0, d, r), sp, p0,
+                                           r * rng.uniform(0.7, 1.3))
+        assert area == pytest.approx(np.pi * r * r, rel=0.08)
+        assert abs(axis @ d) > np.cos(np.radians(15))  # axis in mm, k-j-i order
+
+
+def test_local_calibre_matches_the_dense_distance_transform():
+    from twinsep.separation.vessels import local_calibre
+
+    rng = np.random.default_rng(2)
+    sp = (1.5, 0.7, 1.0)
+    v = ndi.binary_opening(rng.random((30, 40, 36)) < 0.55, iterations=2)
+    v[0, 5:9, 5:9] = True  # touching the array's edge
+    box, xs = local_calibre(v, sp)
+    # reference: dense EDT on the padded array (outside the array counts as wall)
+    edt = ndi.distance_transform_edt(np.pad(v, 1), sampling=sp)[1:-1, 1:-1, 1:-1]
+    half = float(np.mean(sp)) / 2
+    size = tuple(int(2 * np.ceil(edt.max() / s) + 1) for s in sp)
+    r = np.maximum(ndi.maximum_filter(edt, size=size, mode="constant") - half, half)
+    ref = np.where(v, np.pi * r * r, 0.0)
+    full = np.zeros(v.shape, np.float32)
+    full[box] = xs
+    np.testing.assert_allclose(full, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fill_unowned_is_the_nearest_owner():
+    from twinsep.separation.graphcut import _fill_unowned
+
+    rng = np.random.default_rng(4)
+    own = np.where(np.indices((40, 30, 30))[0] < 20, 1, 2).astype(np.uint8)
+    own[17:23] = 3  # an ambiguous band
+    own[rng.random(own.shape) < 0.02] = 0
+    tissue = rng.random(own.shape) < 0.9
+    out = _fill_unowned(own, tissue)
+    owned = (own == 1) | (own == 2)
+    d_any = ndi.distance_transform_edt(~owned)
+    for tw in (1, 2):
+        d_tw = ndi.distance_transform_edt(own != tw)
+        m = tissue & ~owned & (out == tw)
+        assert np.allclose(d_tw[m], d_any[m])  # given the owner of a nearest owned voxel
+    assert not out[~tissue].any() and (out[tissue & owned] == own[tissue & owned]).all()
+
+
+def test_pyramid_levels_are_shared_by_the_cuts():
+    from twinsep.separation.graphcut import Pyramid
+
+    rng = np.random.default_rng(5)
+    tis = rng.choice([3, 4, 5], size=(40, 24, 24), p=[0.5, 0.4, 0.1]).astype(np.uint8)
+    owner = np.where(np.indices(tis.shape)[0] < 20, 1, 2).astype(np.uint8)
+    cost = load_risk().voxel_cost(tis, None)
+    force = np.zeros(tis.shape, np.uint8)
+    force[20:23, 10:14, 10:14] = 1
+    pyr = Pyramid(tis, owner, cost, (1.0, 1.0, 1.0), coarse_mm=4.0, corridor_mm=8.0)
+    for f in (None, force, None):
+        again = pyramid_cut(tis, owner, cost, (1.0, 1.0, 1.0), coarse_mm=4.0, corridor_mm=8.0,
+                            force=f)
+        np.testing.assert_array_equal(pyr.cut(f).owner, again.owner)
+    assert (pyr.cut(force).owner[force == 1] == 1).all()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), lam=st.floats(1.05, 50.0))
+def test_raising_vessel_cost_never_increases_vessel_risk_with_division_site(seed, lam):
+    """With the division-site factor (per-voxel vessel weights), raising the vessel cost
+    never increases the weighted vessel part of the cut."""
+    rng = np.random.default_rng(seed)
+    tis = rng.choice([1, 2, 3, 4, 5], size=(12, 7, 7)).astype(np.uint8)
+    owner = np.full(tis.shape, 1, np.uint8)
+    owner[6:] = 2
+    band = np.zeros(tis.shape, bool)
+    band[1:-1] = True
+    dist = rng.uniform(0.0, 6.0, tis.shape).astype(np.float32)
+    base = RiskModel(cost_per_mm2={"scalp": 1.0, "bone": 2.0, "dura": 5.0, "brain": 20.0,
+                                   "vessel": 30.0}, exponent=0.0, division_reference_mm=1.0)
+    part = []
+    for model in (base, base.scaled("vessel", lam)):
+        cost = model.voxel_cost(tis, None, dist)
+        out, _, _ = solve_band(cost, tis > 0, owner, band, (1.0, 1.0, 1.0))
+        assert out[0].min() == 1 and out[-1].max() == 2
+        vcost = np.where(tis == Tissue.VESSEL, cost / model.cost_per_mm2["vessel"], 0.0)
+        part.append(face_measures(out, tis, vcost.astype(np.float32), (1.0, 1.0, 1.0))["risk"])
+    assert part[1] <= part[0] + 1e-6
+
+
+def test_division_site_divides_a_vessel_at_the_interface():
+    """A tube crossing the interface, narrowed by bone 3 voxels beside it: the plain
+    minimum-risk cut divides it at the narrowing, the division-site factor at the
+    interface."""
+    tis = np.full((24, 15, 15), int(Tissue.CSF), np.uint8)
+    yy, xx = np.mgrid[:15, :15]
+    disc = (yy - 7) ** 2 + (xx - 7) ** 2 <= 9
+    tis[:, disc] = Tissue.VESSEL
+    tis[14:16, :5, :] = Tissue.BONE  # the narrowing, on B's side
+    owner = np.where(np.indices(tis.shape)[0] < 12, 1, 2).astype(np.uint8)
+    band = np.zeros(tis.shape, bool)
+    band[2:-2] = True
+    iface = (np.indices(tis.shape)[0] == 11) | (np.indices(tis.shape)[0] == 12)
+    from twinsep.separation.vessels import interface_distance
+
+    vox = np.argwhere(tis > 0)
+    dist = np.zeros(tis.shape, np.float32)
+    dist[tuple(vox.T)] = interface_distance(vox, iface, (1.0, 1.0, 1.0))
+    where = {}
+    for ref in (0.0, 1.0):
+        r = replace(load_risk(), division_reference_mm=ref)
+        out, _, _ = solve_band(r.voxel_cost(tis, None, dist), tis > 0, owner, band,
+                               (1.0, 1.0, 1.0))
+        ks = np.concatenate([lo[0] for ax, lo, _ in cut_faces(out) if ax == 0])
+        where[ref] = set(ks.tolist())
+    assert where[0.0] <= {13, 14, 15} and where[1.0] <= {11}
+
+
+# --- phantoms at 2 mm and 1 mm: the crossings against the truth ------------------------
+@functools.lru_cache(maxsize=3)
+def _phantom_sp(spacing: float, kind: str):
+    from twinsep.phantom import PhantomSpec, make_phantom
+
+    return make_phantom(PhantomSpec(spacing=(spacing,) * 3, **_phantom_kw(kind)))
+
+
+def _labelled_section(ph, world: np.ndarray) -> float | None:
+    """Reference cross-section (mm2) of the labelled vessel at a truth crossing: the
+    vessel voxels (nearest-voxel lookup on a 0.05 mm grid) in planes perpendicular to the
+    analytic connector through the point, averaged over +-1 mm along it. None when the
+    crossing is not in the label map (no vessel component near it crosses the identity
+    interface)."""
+    from twinsep.phantom.build import layout
+    from twinsep.phantom.vessels import build_vessels
+
+    spec = ph.spec
+    lay = layout(spec)
+    ves = build_vessels(lay.a, lay.b, lay.fields, shared=True, conjoined=True,
+                        centre=lay.junction_centre, c=lay.c, e1=lay.e1, e2=lay.e2,
+                        undulation_mm=spec.undulation, separate=False)
+    seg = min(ves.connectors, key=lambda s: float(s.distance(world[None])[0]))
+    d = (seg.b - seg.a) / np.linalg.norm(seg.b - seg.a)
+    u = np.cross(d, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(d, u)
+    g = np.arange(-4.0, 4.0001, 0.05)
+    uu, vv = (a.ravel() for a in np.meshgrid(g, g))
+    tis = ph.tissues.array
+    areas = []
+    for s in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        pts = world + s * d + uu[:, None] * u + vv[:, None] * v
+        kji = np.rint(ph.tissues.world_to_index(pts)).astype(int)
+        areas.append(float(np.count_nonzero(tis[tuple(kji.T)] == Tissue.VESSEL)) * 0.05**2)
+    # present in the labels: a vessel component near the point holds both twins' voxels
+    lab, _ = ndi.label(tis == Tissue.VESSEL, structure=np.ones((3, 3, 3), bool))
+    p = np.rint(ph.tissues.world_to_index(world)).astype(int)
+    reach = int(np.ceil((ph.tissues.spacing[0] + 1.0) / ph.tissues.spacing[0]))
+    near = lab[tuple(slice(max(c - reach, 0), c + reach + 1) for c in p)]
+    own = ph.owner.array
+    for comp in np.unique(near[near > 0]):
+        m = lab == comp
+        if (own[m] == 1).any() and (own[m] == 2).any():
+            return float(np.mean(areas))
+    return None
+
+
+def _check_crossings(spacing: float, kind: str) -> list[tuple[float, float, float, float]]:
+    ph = _phantom_sp(spacing, kind)
+    sep = separate(ph.tissues, ph.owner, alternatives=False)
+    cx = sep.summary["crossing_vessels"]
+    truth = [t for t in ph.truth["shared_vessel"]["crossings"]]
+    present = [(t, _labelled_section(ph, np.asarray(t["world_mm"]))) for t in truth]
+    present = [(t, ref) for t, ref in present if ref is not None]
+    # one to one: as many cut crossings as truth crossings in the label map, each within
+    # one voxel + 1 mm of its own truth crossing
+    assert len(cx) == len(present)
+    tol = spacing + 1.0
+    out = []
+    used = set()
+    for c in cx:
+        dist = [np.linalg.norm(np.subtract(c["world_mm"], t["world_mm"])) for t, _ in present]
+        j = int(np.argmin(dist))
+        assert j not in used and dist[j] <= tol
+        used.add(j)
+        t, ref = present[j]
+        # the cross-section perpendicular to the vessel: that of the labelled vessel
+        assert c["cross_section_mm2"] == pytest.approx(ref, rel=0.25)
+        out.append((dist[j], c["cross_section_mm2"], ref, t["cross_section_mm2"]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sinus", "nosinus", "oblique"])
+def test_crossings_match_the_truth_at_2mm(kind):
+    got = _check_crossings(2.0, kind)
+    assert len(got) == {"sinus": 2, "nosinus": 0, "oblique": 1}[kind]
+
+
+@pytest.mark.slow
+def test_crossings_match_the_truth_at_1mm():
+    got = _check_crossings(1.0, "sinus")
+    assert len(got) == 2
+    assert max(g[0] for g in got) <= 1.5

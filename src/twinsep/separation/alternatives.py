@@ -44,14 +44,22 @@ def resolve_choice(text: str) -> str:
 
 
 def shared_sinus(
-    vessel_labels: tuple[np.ndarray, int], owner: np.ndarray
+    vessel_labels: tuple[np.ndarray, int],
+    owner: np.ndarray,
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> int | None:
-    """Label of the largest vessel component with voxels of both twins, or None."""
+    """Label of the largest vessel component with voxels of both twins, or None.
+
+    ``counts`` (voxels of A and of B per component) replaces counting on ``owner``.
+    """
     lab, n = vessel_labels
     if n == 0:
         return None
-    va = np.bincount(lab[owner == _A], minlength=n + 1)
-    vb = np.bincount(lab[owner == _B], minlength=n + 1)
+    if counts is None:
+        va = np.bincount(lab[owner == _A], minlength=n + 1)
+        vb = np.bincount(lab[owner == _B], minlength=n + 1)
+    else:
+        va, vb = counts
     both = np.flatnonzero((va > 0) & (vb > 0))
     both = both[both > 0]
     if both.size == 0:
@@ -67,11 +75,17 @@ def sinus_constraints(
     spacing_kji: tuple[float, float, float],
     keeper: int,
     sinus_mm: float,
+    near: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Force map (0 free, 1 A, 2 B) for "sinus kept by ``keeper``" and the sinus mask."""
+    """Force map (0 free, 1 A, 2 B) for "sinus kept by ``keeper``" and the sinus mask.
+
+    ``near`` (voxels within ``sinus_mm`` of the identity interface, at least on the
+    component) may be given when already known.
+    """
     lab, _ = vessel_labels
     comp_mask = lab == comp
-    near = _near(interface_mask(owner), sinus_mm, spacing_kji)
+    if near is None:
+        near = _near(interface_mask(owner), sinus_mm, spacing_kji)
     sinus = comp_mask & near
     other = _B if keeper == _A else _A
     force = np.zeros(owner.shape, dtype=np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from twinsep.casefolder import Case
 from twinsep.errors import InputError
 from twinsep.image import Volume
-from twinsep.labels import Owner
+from twinsep.labels import Owner, Tissue
 from twinsep.separation.alternatives import (
     ALTERNATIVES,
     plane_owner,
@@ -19,11 +20,21 @@ from twinsep.separation.alternatives import (
     shared_sinus,
     sinus_constraints,
 )
-from twinsep.separation.graphcut import _fill_unowned, pyramid_cut
+from twinsep.separation.graphcut import (
+    Pyramid,
+    _fill_unowned,
+    _near,
+    bbox,
+    block_any,
+    block_owner,
+    interface_mask,
+    pyramid_factors,
+)
 from twinsep.separation.mesh import cut_surface, mesh_area_mm2
 from twinsep.separation.metrics import crossings, face_measures, vessel_components
-from twinsep.separation.risk import RiskModel, load_risk, vessel_cross_section
+from twinsep.separation.risk import RiskModel, load_risk
 from twinsep.separation.staging import plan_stages
+from twinsep.separation.vessels import interface_distance, local_calibre
 
 _A, _B = 1, 2
 
@@ -55,16 +66,98 @@ class Separation:
         return self.owners[self.summary["chosen"]]
 
 
-def _measure(
-    owner: np.ndarray, tissues: Volume, cost: np.ndarray, xsec: np.ndarray,
-    vlab: tuple[np.ndarray, int],
-) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
-    sk = tissues.spacing_kji
-    fm = face_measures(owner, tissues.array, cost, sk)
-    verts, faces = cut_surface(owner, tissues)
+def _crop_volume(volume: Volume, box: tuple[slice, ...], array: np.ndarray) -> Volume:
+    """``array`` (a box of ``volume``'s grid) with the box's geometry."""
+    start = np.array([b.start for b in box], dtype=float)
+    origin = volume.index_to_world(start)
+    return Volume(array, tuple(float(v) for v in origin), volume.spacing, volume.direction)
+
+
+def _paste(src_box: tuple[slice, ...] | None, src: np.ndarray, box: tuple[slice, ...],
+           shape: tuple[int, ...]) -> np.ndarray:
+    """The part of ``src`` (given on ``src_box``) inside ``box``, zeros elsewhere."""
+    out = np.zeros(shape, dtype=src.dtype)
+    if src_box is None:
+        return out
+    lo = [max(a.start, b.start) for a, b in zip(src_box, box, strict=True)]
+    hi = [min(a.stop, b.stop) for a, b in zip(src_box, box, strict=True)]
+    if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
+        return out
+    dst = tuple(slice(lo_ - b.start, h - b.start) for lo_, h, b in zip(lo, hi, box, strict=True))
+    sel = tuple(slice(lo_ - a.start, h - a.start)
+                for lo_, h, a in zip(lo, hi, src_box, strict=True))
+    out[dst] = src[sel]
+    return out
+
+
+def _work_box(own: np.ndarray, tissue: np.ndarray, spacing_kji, coarse_mm: float,
+              corridor_mm: float, sinus: tuple[np.ndarray, float] | None = None,
+              ) -> tuple[slice, ...]:
+    """The part of the volume a cut can change, found on the coarsest pyramid level: the
+    tissue within ``corridor_mm`` of the starting interface and, with ``sinus`` (the shared
+    vessel's mask and ``sinus_mm``), within ``corridor_mm`` of that vessel's part near the
+    interface (the reach of alternatives b and c); grown by two coarse blocks and aligned
+    with them, so the pyramid on the box has the same blocks as on the whole volume."""
+    f0 = pyramid_factors(spacing_kji, coarse_mm)[0]
+    t0 = block_any(tissue, f0)
+    base0 = block_owner(own, t0, f0)
+    sp0 = tuple(float(s) * f for s, f in zip(spacing_kji, f0, strict=True))
+    diag = float(np.linalg.norm(sp0))
+    iface = interface_mask(base0)
+    near = _near(iface, corridor_mm + diag, sp0)
+    if sinus is not None:
+        mask, sinus_mm = sinus
+        part = block_any(mask, f0) & _near(iface, sinus_mm + diag, sp0)
+        near |= _near(part, corridor_mm + diag, sp0)
+    cb = bbox(near & t0, 2)
+    if cb is None:
+        return tuple(slice(0, n) for n in own.shape)
+    return tuple(slice(b.start * f, min(b.stop * f, n))
+                 for b, f, n in zip(cb, f0, own.shape, strict=True))
+
+
+@dataclass
+class _Region:
+    """A box of the volume with what the measures need on it."""
+
+    tis: np.ndarray
+    lab: np.ndarray
+    volume: Volume
+    cost: np.ndarray  # the plain risk per mm2
+    xsec: np.ndarray  # the local vessel calibre (mm2)
+
+
+def _vessel_index(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the vessel voxels and their component labels."""
+    idx = np.flatnonzero(lab)
+    return idx, lab.ravel()[idx]
+
+
+def _counts(owner: np.ndarray, vindex: tuple[np.ndarray, np.ndarray], n: int):
+    """Voxels of A and of B, and per vessel component (``vindex`` from
+    :func:`_vessel_index` on the same grid)."""
+    idx, vl = vindex
+    ov = owner.ravel()[idx]
+    return ((int(np.count_nonzero(owner == _A)), int(np.count_nonzero(owner == _B))),
+            (np.bincount(vl[ov == _A], minlength=n + 1),
+             np.bincount(vl[ov == _B], minlength=n + 1)))
+
+
+def _measure(owner: np.ndarray, reg: _Region, n_vessels: int,
+             totals: tuple[int, int], comp_totals: tuple[np.ndarray, np.ndarray],
+             ) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """Measures of a cut given on ``reg``'s box; ``totals`` and ``comp_totals`` are the
+    voxels of A and of B (all, and per vessel component) over the whole volume. Faces
+    and mesh are taken on the bounding box of the cut only."""
+    sk = reg.volume.spacing_kji
+    win = bbox(interface_mask(owner), 4) or tuple(slice(0, n) for n in owner.shape)
+    fm = face_measures(owner[win], reg.tis[win], reg.cost[win], sk)
+    verts, faces = cut_surface(owner[win], _crop_volume(reg.volume, win, owner[win]))
     mesh_mm2 = mesh_area_mm2(verts, faces)
     ratio = mesh_mm2 / fm["total_mm2"] if fm["total_mm2"] > 0 else 1.0
-    cx = crossings(owner, tissues.array, xsec, tissues, vlab)
+    cx = crossings(owner, reg.tis, reg.xsec, reg.volume, (reg.lab, n_vessels),
+                   counts=comp_totals, window=win)
+    vox_ml = reg.volume.voxel_volume_ml
     out = {
         "risk": fm["risk"],
         "cut_area_cm2": {k: v * ratio / 100.0 for k, v in fm["area_mm2"].items()},
@@ -74,10 +167,7 @@ def _measure(
         "vessels_cut": len(cx),
         "vessel_cross_section_cut_mm2": sum(c["cross_section_mm2"] for c in cx),
         "crossing_vessels": cx,
-        "volume_ml": {
-            "A": float(np.count_nonzero(owner == _A)) * tissues.voxel_volume_ml,
-            "B": float(np.count_nonzero(owner == _B)) * tissues.voxel_volume_ml,
-        },
+        "volume_ml": {"A": float(totals[0]) * vox_ml, "B": float(totals[1]) * vox_ml},
     }
     return out, (verts, faces)
 
@@ -127,6 +217,13 @@ def separate(
         Max-flow solver.
     alternatives : bool
         Compute (b)-(d) too (False: only the chosen one and the minimum-risk cut).
+
+    Notes
+    -----
+    Only the box of the volume that a cut can change (the tissue within the corridor of
+    the identity interface, and within the reach of the sinus alternatives, plus a margin)
+    is processed; outside it every tissue voxel keeps its identity owner. The pyramid
+    levels of that box are built once and shared by the cuts (a)-(c).
     """
     risk = risk or load_risk()
     choose = resolve_choice(choose)
@@ -140,29 +237,48 @@ def separate(
     if not ((own0 == _A) & tissue).any() or not ((own0 == _B) & tissue).any():
         raise InputError("the owner map needs tissue voxels of both twin A and twin B")
     sk = tissues.spacing_kji
-    xsec = vessel_cross_section(tis, sk)
-    cost = risk.voxel_cost(tis, xsec)
-    vlab = vessel_components(tis)
+    need_sinus = alternatives or choose in ("sinus_to_a", "sinus_to_b")
+    own_f = _fill_owner(own0, tissue)
+    vlab, nv = vessel_components(tis)
+    vindex = _vessel_index(vlab)
+    totals0, comp0 = _counts(own_f, vindex, nv)
+    comp = shared_sinus((vlab, nv), own_f, counts=comp0) if need_sinus else None
+    box = _work_box(own_f, tissue, sk, coarse_mm, corridor_mm,
+                    None if comp is None else (vlab == comp, sinus_mm))
+    # on the box: tissue, identity owner, vessel components, costs
+    tis_c = np.ascontiguousarray(tis[box])
+    own_c = np.ascontiguousarray(own_f[box])
+    lab_c = np.ascontiguousarray(vlab[box])
+    xsec_c = _calibre_on(tis, box, sk)
+    vox = np.argwhere(lab_c > 0)
+    vdist = interface_distance(vox, interface_mask(own_c), sk)
+    dist_c = np.zeros(tis_c.shape, dtype=np.float32)
+    dist_c[tuple(vox.T)] = vdist
+    pyr = Pyramid(tis_c, own_c, risk.voxel_cost(tis_c, xsec_c, dist_c), sk,
+                  coarse_mm=coarse_mm, corridor_mm=corridor_mm)
+    del dist_c
+    sinus_near = None
+    if comp is not None:
+        sinus_near = np.zeros(tis_c.shape, dtype=bool)
+        sinus_near[tuple(vox[vdist <= sinus_mm].T)] = True
+    reg = _Region(tis_c, lab_c, _crop_volume(tissues, box, tis_c),
+                  risk.voxel_cost(tis_c, xsec_c), xsec_c)
+    vindex_c = _vessel_index(lab_c)
+    in_totals, in_comp = _counts(own_c, vindex_c, nv)
+    out_totals = tuple(a - b for a, b in zip(totals0, in_totals, strict=True))
+    out_comp = tuple(a - b for a, b in zip(comp0, in_comp, strict=True))
     t["prepare"] = time.perf_counter() - t0
 
-    kw = {"coarse_mm": coarse_mm, "corridor_mm": corridor_mm, "solver": solver}
-    owners: dict[str, np.ndarray] = {}
+    owners_c: dict[str, np.ndarray] = {}
     info: dict[str, dict] = {}
     t0 = time.perf_counter()
-    res = pyramid_cut(tis, own0, cost, sk, **kw)
-    owners["min_risk"] = res.owner
+    res = pyr.cut(solver=solver)
+    owners_c["min_risk"] = res.owner
     info["min_risk"] = {"levels": [
         {"spacing_mm": list(lv.spacing_mm[::-1]), "band_voxels": lv.band_voxels,
          "edges": lv.edges} for lv in res.levels]}
     t["cut_min_risk"] = time.perf_counter() - t0
 
-    # identity owner with 0/3 on tissue filled, for the sinus and plane
-    own_filled = None
-    comp = None
-    if alternatives or choose in ("sinus_to_a", "sinus_to_b"):
-        own_filled = _fill_owner(own0, tissue)
-        comp = shared_sinus(vlab, own_filled)
-    sinus_masks = {}
     for key, keeper in (("sinus_to_a", _A), ("sinus_to_b", _B)):
         if not (alternatives or choose == key):
             continue
@@ -170,34 +286,46 @@ def separate(
             info[key] = {"available": False, "reason": "no vessel is shared by the twins"}
             continue
         t0 = time.perf_counter()
-        force, sinus = sinus_constraints(vlab, comp, own_filled, sk, keeper, sinus_mm)
-        r = pyramid_cut(tis, own0, cost, sk, force=force, **kw)
-        owners[key] = r.owner
-        sinus_masks[key] = sinus
+        force, sinus = sinus_constraints((lab_c, nv), comp, own_c, sk, keeper, sinus_mm,
+                                         near=sinus_near)
+        r = pyr.cut(force, solver=solver)
+        owners_c[key] = r.owner
         info[key] = {"sinus_vessel_id": comp,
                      "sinus_voxels_with_keeper": float(np.mean(r.owner[sinus] == keeper))}
         t[f"cut_{key}"] = time.perf_counter() - t0
+    plane_full = None
     if plane is not None:
-        owners["plane"] = plane_owner(tissue, own_filled if own_filled is not None
-                                      else _fill_owner(own0, tissue), tissues,
-                                      plane[:3], plane[3:])
+        plane_full = plane_owner(tissue, own_f, tissues, plane[:3], plane[3:])
         info["plane"] = {"point_mm": list(plane[:3]), "normal": list(plane[3:])}
     elif alternatives or choose == "plane":
         info["plane"] = {"available": False, "reason": "no --plane given"}
-    if choose not in owners:
+    if choose not in owners_c and not (choose == "plane" and plane_full is not None):
         raise InputError(f"alternative {choose!r} is not available: {info[choose]['reason']}")
 
     t0 = time.perf_counter()
     table = []
     chosen_mesh = (np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
     measured = {}
+    owners: dict[str, np.ndarray] = {}
     for key, (letter, title) in ALTERNATIVES.items():
         if key not in info:
             continue
-        row = {"key": key, "letter": letter, "title": title,
-               "available": key in owners, **info[key]}
-        if key in owners:
-            m, mesh = _measure(owners[key], tissues, cost, xsec, vlab)
+        available = key in owners_c or (key == "plane" and plane_full is not None)
+        row = {"key": key, "letter": letter, "title": title, "available": available,
+               **info[key]}
+        if available:
+            if key == "plane":
+                m, mesh = _measure_whole(plane_full, tissues, tis, (vlab, nv), vindex, risk)
+                owners[key] = plane_full
+            else:
+                oc = owners_c[key]
+                tot_in, comp_in = _counts(oc, vindex_c, nv)
+                totals = tuple(a + b for a, b in zip(out_totals, tot_in, strict=True))
+                comps = tuple(a + b for a, b in zip(out_comp, comp_in, strict=True))
+                m, mesh = _measure(oc, reg, nv, totals, comps)
+                full = own_f.copy()
+                full[box] = oc
+                owners[key] = full
             measured[key] = m
             if key == choose:
                 chosen_mesh = mesh
@@ -230,6 +358,36 @@ def separate(
         "staging": plan_stages(m["crossing_vessels"], stages, max_share),
     }
     return Separation(owners=owners, summary=summary, mesh=chosen_mesh, timings_s=t)
+
+
+def _calibre_on(tis: np.ndarray, box: tuple[slice, ...], spacing_kji,
+                margin_mm: float = 12.0) -> np.ndarray:
+    """Local vessel calibre (mm2) on ``box``, computed on the box grown by ``margin_mm``
+    (the vessels' walls and centre lines just outside the box count)."""
+    pad = [math.ceil(margin_mm / s) for s in spacing_kji]
+    big = tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
+                for b, p, n in zip(box, pad, tis.shape, strict=True))
+    vbox, vxs = local_calibre(tis[big] == Tissue.VESSEL, spacing_kji)
+    if vbox is not None:
+        vbox = tuple(slice(v.start + g.start, v.stop + g.start)
+                     for v, g in zip(vbox, big, strict=True))
+    shape = tuple(b.stop - b.start for b in box)
+    return _paste(vbox, vxs, box, shape)
+
+
+def _measure_whole(owner: np.ndarray, tissues: Volume, tis: np.ndarray,
+                   vessel_labels: tuple[np.ndarray, int],
+                   vindex: tuple[np.ndarray, np.ndarray], risk: RiskModel):
+    """Measures of a cut given on the whole volume (the user plane), made on the box of
+    its interface."""
+    vlab, nv = vessel_labels
+    totals, comps = _counts(owner, vindex, nv)
+    box = bbox(interface_mask(owner), 2) or tuple(slice(0, n) for n in owner.shape)
+    tis_b = np.ascontiguousarray(tis[box])
+    xs_b = _calibre_on(tis, box, tissues.spacing_kji)
+    reg = _Region(tis_b, np.ascontiguousarray(vlab[box]), _crop_volume(tissues, box, tis_b),
+                  risk.voxel_cost(tis_b, xs_b), xs_b)
+    return _measure(np.ascontiguousarray(owner[box]), reg, nv, totals, comps)
 
 
 def _fill_owner(own0: np.ndarray, tissue: np.ndarray) -> np.ndarray:

@@ -102,6 +102,13 @@ def block_any(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return _blocks(a, f).any(axis=(1, 3, 5))
 
 
+def _block_sum(a: np.ndarray, f: tuple[int, int, int], dtype) -> np.ndarray:
+    """Sum over ``f``-blocks (padding counts as 0) in ``dtype``."""
+    if f == (1, 1, 1):
+        return a.astype(dtype)
+    return _blocks(a, f).sum(axis=(1, 3, 5), dtype=dtype)
+
+
 def block_count(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     """Number of true voxels per block (int32)."""
     if f == (1, 1, 1):
@@ -134,17 +141,48 @@ def interface_mask(owner: np.ndarray) -> np.ndarray:
     return out
 
 
+def bbox(mask: np.ndarray, pad) -> tuple[slice, ...] | None:
+    """Slices of the bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped to
+    the array), or None when ``mask`` is empty."""
+    pads = [int(pad)] * mask.ndim if np.isscalar(pad) else [int(p) for p in pad]
+    out = []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        hit = np.flatnonzero(mask.any(axis=other))
+        if hit.size == 0:
+            return None
+        out.append(slice(max(int(hit[0]) - pads[ax], 0),
+                         min(int(hit[-1]) + pads[ax] + 1, mask.shape[ax])))
+    return tuple(out)
+
+
 def _fill_unowned(owner: np.ndarray, tissue: np.ndarray) -> np.ndarray:
-    """Give tissue voxels without an owner (0 or 3) the owner of the nearest owned voxel."""
+    """Give tissue voxels without an owner (0 or 3) the owner of the nearest owned voxel.
+
+    The nearest owned voxel is searched on the bounding box of the unowned voxels grown
+    until every answer is closer than the box's margin (so it is exact), not on the whole
+    volume.
+    """
     owned = (owner == _A) | (owner == _B)
     todo = tissue & ~owned
     if not todo.any():
         return np.where(tissue, owner, 0).astype(np.uint8)
     if not owned.any():
         raise InputError("the owner map has no twin A or twin B voxels")
-    _, idx = ndi.distance_transform_edt(~owned, return_indices=True)
-    filled = owner[tuple(idx)]
-    return np.where(tissue, np.where(owned, owner, filled), 0).astype(np.uint8)
+    out = np.where(tissue, np.where(owned, owner, 0), 0).astype(np.uint8)
+    pad = 8
+    while True:
+        box = bbox(todo, pad)
+        whole = all(b.start == 0 and b.stop == n for b, n in zip(box, todo.shape, strict=True))
+        sub_owned = owned[box]
+        if sub_owned.any():
+            dist, idx = ndi.distance_transform_edt(~sub_owned, return_indices=True)
+            sub_todo = todo[box]
+            if whole or float(dist[sub_todo].max()) <= pad:
+                filled = owner[box][tuple(idx)]
+                out[box] = np.where(sub_todo, filled, out[box])
+                return out
+        pad *= 4
 
 
 # --- one band --------------------------------------------------------------------------
@@ -285,16 +323,168 @@ def _solve_dinic(n, i, j, c, src, snk) -> tuple[np.ndarray, float]:
 def _near(mask: np.ndarray, dist_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``dist_mm`` of ``mask`` (computed on the mask's padded bounding box)."""
     out = np.zeros(mask.shape, dtype=bool)
-    if not mask.any():
+    box = bbox(mask, [math.ceil(dist_mm / s) + 1 for s in spacing_kji])
+    if box is None:
         return out
-    idx = np.nonzero(mask)
-    pad = [math.ceil(dist_mm / s) + 1 for s in spacing_kji]
-    sl = tuple(
-        slice(max(int(a.min()) - p, 0), int(a.max()) + p + 1) for a, p in zip(idx, pad, strict=True)
-    )
-    d = ndi.distance_transform_edt(~mask[sl], sampling=spacing_kji)
-    out[sl] = d <= dist_mm
+    d = ndi.distance_transform_edt(~mask[box], sampling=spacing_kji)
+    out[box] = d <= dist_mm
     return out
+
+
+def _dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """26-neighbour dilation by ``iterations`` voxels, on the mask's padded bounding box."""
+    out = np.zeros(mask.shape, dtype=bool)
+    box = bbox(mask, [iterations + 1] * 3)
+    if box is None:
+        return out
+    out[box] = ndi.binary_dilation(mask[box], structure=np.ones((3, 3, 3), bool),
+                                   iterations=iterations)
+    return out
+
+
+def block_owner(owner: np.ndarray, tissue_l: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
+    """Owner per ``f``-block by majority of its A and B voxels (ties and tissue blocks
+    without either filled from the nearest block), 0 off ``tissue_l``."""
+    if f == (1, 1, 1):
+        own = np.where(tissue_l, owner, 0).astype(np.uint8)
+    else:
+        na = block_count(owner == _A, f)
+        nb = block_count(owner == _B, f)
+        own = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
+    return _fill_unowned(own, tissue_l)
+
+
+@dataclass
+class _Level:
+    factor: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    tissue: np.ndarray
+    cost: np.ndarray
+    base: np.ndarray  # owner of the voxels outside the cut's free region
+
+
+class Pyramid:
+    """The levels of a coarse-to-fine cut, prepared once and cut any number of times.
+
+    Per level: the tissue blocks, the block-mean cost and the starting owner (block
+    majority of the identity owner). The coarsest level's free band is every tissue voxel
+    within ``corridor_mm`` of the starting interface; voxels outside a cut's coarsest band
+    (the twins' cores) keep the starting owner at every level. :meth:`cut` makes one cut,
+    optionally with forced voxels; the levels are shared, so alternatives that only
+    differ by their constraints do not redo the block reductions.
+
+    Parameters are those of :func:`pyramid_cut`.
+    """
+
+    def __init__(
+        self,
+        tissues: np.ndarray,
+        owner0: np.ndarray,
+        cost: np.ndarray,
+        spacing_kji: tuple[float, float, float],
+        *,
+        coarse_mm: float = 4.0,
+        corridor_mm: float = 10.0,
+        band_voxels: int = 2,
+    ) -> None:
+        tissue = tissues > 0
+        if not tissue.any():
+            raise InputError("no tissue voxels to separate")
+        own = np.where((owner0 == _A) | (owner0 == _B), owner0, 0).astype(np.uint8)
+        own = _fill_unowned(own, tissue)
+        if not ((own == _A).any() and (own == _B).any()):
+            raise InputError("the owner map needs both twin A and twin B voxels")
+        s = np.asarray(spacing_kji, dtype=float)
+        self.shape = tissue.shape
+        self.corridor_mm = corridor_mm
+        self.band_voxels = band_voxels
+        # finest to coarsest, each level reduced from the next finer one (the levels nest):
+        # tissue = any, A/B voxel counts and cost sums (float64) add up exactly
+        self.levels: list[_Level] = []
+        prev = None
+        for f in pyramid_factors(spacing_kji, coarse_mm)[::-1]:
+            sp = tuple(float(v) for v in s * np.asarray(f))
+            if prev is None:
+                t_l, na, nb, csum = tissue, own == _A, own == _B, cost
+                lv = _Level(f, sp, tissue, cost.astype(np.float32, copy=False),
+                            np.where(tissue, own, 0).astype(np.uint8))
+            else:
+                r = tuple(a // b for a, b in zip(f, prev, strict=True))
+                t_l = block_any(t_l, r)
+                na, nb = _block_sum(na, r, np.int32), _block_sum(nb, r, np.int32)
+                csum = _block_sum(csum, r, np.float64)
+                base = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
+                lv = _Level(f, sp, t_l, (csum / float(np.prod(f))).astype(np.float32),
+                            _fill_unowned(base, t_l))
+            self.levels.append(lv)
+            prev = f
+        self.levels.reverse()
+        top = self.levels[0]
+        if not ((top.base == _A).any() and (top.base == _B).any()):
+            raise InputError("the owner map needs both twin A and twin B voxels")
+        self.free0 = _near(interface_mask(top.base), corridor_mm, top.spacing) & top.tissue
+
+    def _force_levels(self, force: np.ndarray) -> list[np.ndarray]:
+        """``force`` on every level, coarsest first: a block is forced to a twin when it
+        holds voxels forced to that twin and none forced to the other."""
+        out = []
+        fa, fb = force == _A, force == _B
+        prev = (1, 1, 1)
+        for lv in self.levels[::-1]:
+            f = lv.factor
+            if f == (1, 1, 1):
+                out.append(force)
+            else:
+                r = tuple(a // b for a, b in zip(f, prev, strict=True))
+                fa, fb = block_any(fa, r), block_any(fb, r)
+                out.append(np.where(fa & ~fb, _A, np.where(fb & ~fa, _B, 0)).astype(np.uint8))
+            prev = f
+        return out[::-1]
+
+    def cut(self, force: np.ndarray | None = None, solver: str = "bk") -> CutResult:
+        """One cut, coarse to fine; ``force`` (1/2) pins voxels to A/B."""
+        import time
+
+        result = CutResult(owner=np.zeros(self.shape, dtype=np.uint8))
+        owner = None
+        free = None
+        prev_f = None
+        f0 = self.levels[0].factor
+        forces = [None] * len(self.levels) if force is None else self._force_levels(force)
+        for lv, force_l in zip(self.levels, forces, strict=True):
+            t0 = time.perf_counter()
+            f, t_l = lv.factor, lv.tissue
+            if owner is None:
+                own = lv.base
+                band = self.free0.copy()
+                if force_l is not None:
+                    wrong = (force_l != 0) & (force_l != own)
+                    if wrong.any():
+                        band |= _near(wrong, self.corridor_mm, lv.spacing) & t_l
+                free = band.copy()
+                free_l = free
+            else:
+                ratio = tuple(p // q for p, q in zip(prev_f, f, strict=True))
+                free_l = upsample(free, tuple(p // q for p, q in zip(f0, f, strict=True)),
+                                  t_l.shape) & t_l
+                near = _dilate(interface_mask(owner), self.band_voxels)
+                own = np.where(free_l, upsample(owner, ratio, t_l.shape), lv.base)
+                own[~t_l] = 0
+                if ((own == 0) & t_l).any():
+                    own = _fill_unowned(own, t_l)
+                band = upsample(near, ratio, t_l.shape) & free_l
+                if force_l is not None:
+                    band |= (force_l != 0) & (force_l != own)
+            band &= t_l
+            owner, flow, nedges = solve_band(lv.cost, t_l, own, band, lv.spacing, force_l,
+                                             solver)
+            result.levels.append(
+                LevelStats(lv.spacing, tuple(int(v) for v in t_l.shape), int(band.sum()),
+                           nedges, flow, time.perf_counter() - t0)
+            )
+            prev_f = f
+        result.owner = owner
+        return result
 
 
 def pyramid_cut(
@@ -332,59 +522,6 @@ def pyramid_cut(
     solver : {"bk", "dinic"}
         Max-flow solver.
     """
-    import time
-
-    tissue = tissues > 0
-    if not tissue.any():
-        raise InputError("no tissue voxels to separate")
-    levels = pyramid_factors(spacing_kji, coarse_mm)
-    s = np.asarray(spacing_kji, dtype=float)
-    result = CutResult(owner=np.zeros(tissues.shape, dtype=np.uint8))
-    owner = None
-    prev_f = None
-    free0 = None  # the coarsest band: voxels outside it (the twins' cores) never move
-    f0 = levels[0]
-    for f in levels:
-        t0 = time.perf_counter()
-        sp = tuple(float(v) for v in s * np.asarray(f))
-        t_l = block_any(tissue, f)
-        c_l = block_mean(cost, f)
-        force_l = None
-        if force is not None:
-            fa = block_any(force == _A, f)
-            fb = block_any(force == _B, f)
-            force_l = np.where(fa & ~fb, _A, np.where(fb & ~fa, _B, 0)).astype(np.uint8)
-        if owner is None:
-            na = block_count((owner0 == _A) & tissue, f)
-            nb = block_count((owner0 == _B) & tissue, f)
-            own = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
-            own = _fill_unowned(own, t_l)
-            if not ((own == _A).any() and (own == _B).any()):
-                raise InputError("the owner map needs both twin A and twin B voxels")
-            band = _near(interface_mask(own), corridor_mm, sp)
-            if force_l is not None:
-                wrong = (force_l != 0) & (force_l != own)
-                band |= _near(wrong, corridor_mm, sp)
-            free0 = band & t_l
-        else:
-            ratio = tuple(p // q for p, q in zip(prev_f, f, strict=True))
-            iface = interface_mask(owner)
-            near = ndi.binary_dilation(iface, structure=np.ones((3, 3, 3), bool),
-                                       iterations=band_voxels) if iface.any() else iface
-            own = upsample(owner, ratio, t_l.shape)
-            own = np.where(t_l, own, 0).astype(np.uint8)
-            if ((own == 0) & t_l).any():
-                own = _fill_unowned(own, t_l)
-            band = upsample(near, ratio, t_l.shape)
-            band &= upsample(free0, tuple(p // q for p, q in zip(f0, f, strict=True)), t_l.shape)
-            if force_l is not None:
-                band |= (force_l != 0) & (force_l != own)
-        band &= t_l
-        owner, flow, nedges = solve_band(c_l, t_l, own, band, sp, force_l, solver)
-        result.levels.append(
-            LevelStats(sp, tuple(int(v) for v in t_l.shape), int(band.sum()), nedges, flow,
-                       time.perf_counter() - t0)
-        )
-        prev_f = f
-    result.owner = owner
-    return result
+    pyr = Pyramid(tissues, owner0, cost, spacing_kji, coarse_mm=coarse_mm,
+                  corridor_mm=corridor_mm, band_voxels=band_voxels)
+    return pyr.cut(force, solver)

@@ -72,26 +72,53 @@ def vessel_components(tissues: np.ndarray) -> tuple[np.ndarray, int]:
 def crossings(
     owner: np.ndarray,
     tissues: np.ndarray,
-    xsec: np.ndarray,
+    xsec: np.ndarray | None,
     volume: Volume,
     vessel_labels: tuple[np.ndarray, int] | None = None,
+    *,
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
+    window: tuple[slice, ...] | None = None,
 ) -> list[dict]:
     """Every place where the cut divides a vessel.
 
     A vessel component (26-connected vessel voxels) is crossed when it holds voxels of
     both twins; each cluster of its cut faces (26-connected, a 1-voxel gap allowed) is
-    one crossing. Cross-section (mm2) = ``pi r^2`` from the local radius at the cut
-    (largest of the voxels beside the cut faces); equivalent diameter
-    ``2 sqrt(A / pi)``; position = centroid of the cut faces (world mm); ``kept_by`` =
-    the twin with the larger part (volume) of the vessel component.
+    one crossing. Cross-section (mm2): the vessel's cross-section perpendicular to its own
+    axis through the centroid of the cut faces
+    (:func:`~twinsep.separation.vessels.perpendicular_section`); equivalent diameter
+    ``2 sqrt(A / pi)``; ``cut_face_area_mm2`` the face-counted area of the cut inside the
+    vessel; position = centroid of the cut faces (world mm); ``kept_by`` = the twin with
+    the larger part (volume) of the vessel component.
+
+    Parameters
+    ----------
+    owner, tissues : ndarray
+        Owner map and tissue codes (the whole volume, or a box of it).
+    xsec : ndarray or None
+        Local vessel calibre (mm2, :func:`~twinsep.separation.vessels.local_calibre`) on
+        the same grid: the rough radius for the measurement (2 voxels when None).
+    volume : Volume
+        Geometry of the arrays (a box has its own origin).
+    vessel_labels : (ndarray, int), optional
+        Vessel components on the same grid and their number.
+    counts : (ndarray, ndarray), optional
+        Voxels of twin A and of twin B per component over the whole volume, when the
+        arrays are a box (default: counted on the arrays).
+    window : tuple of slices, optional
+        The part of the arrays holding every cut face (default: all of them).
     """
+    from twinsep.separation.vessels import perpendicular_section
+
     lab, n = vessel_labels if vessel_labels is not None else vessel_components(tissues)
     if n == 0:
         return []
     sk = volume.spacing_kji
     vox_ml = volume.voxel_volume_ml
-    va = np.bincount(lab[owner == _A], minlength=n + 1)
-    vb = np.bincount(lab[owner == _B], minlength=n + 1)
+    if counts is None:
+        va = np.bincount(lab[owner == _A], minlength=n + 1)
+        vb = np.bincount(lab[owner == _B], minlength=n + 1)
+    else:
+        va, vb = counts
     crossed = np.flatnonzero((va > 0) & (vb > 0))
     crossed = crossed[crossed > 0]
     if crossed.size == 0:
@@ -100,7 +127,11 @@ def crossings(
     cen_list, comp_list, r_list, a_list = [], [], [], []
     is_crossed = np.zeros(n + 1, dtype=bool)
     is_crossed[crossed] = True
-    for ax, lo, hi in cut_faces(owner):
+    win = window if window is not None else tuple(slice(0, n) for n in owner.shape)
+    offs0 = [w.start for w in win]
+    for ax, lo_w, hi_w in cut_faces(owner[win]):
+        lo = tuple(x + o for x, o in zip(lo_w, offs0, strict=True))
+        hi = tuple(x + o for x, o in zip(hi_w, offs0, strict=True))
         la, lb = lab[lo], lab[hi]
         m = (la == lb) & is_crossed[la]
         if not m.any():
@@ -111,7 +142,10 @@ def crossings(
         centre[:, ax] += 0.5
         cen_list.append(centre)
         comp_list.append(la[m])
-        r_list.append(np.maximum(xsec[lo_m], xsec[hi_m]))
+        if xsec is not None:
+            r_list.append(np.maximum(xsec[lo_m], xsec[hi_m]))
+        else:
+            r_list.append(np.full(int(m.sum()), math.pi * (2.0 * max(sk)) ** 2))
         fa = float(np.prod([sk[b] for b in range(3) if b != ax]))
         a_list.append(np.full(int(m.sum()), fa))
     if not cen_list:
@@ -131,10 +165,18 @@ def crossings(
     fclu = clab[tuple((lo_vox - offs).T)]
     out = []
     keys = sorted(set(zip(comps.tolist(), fclu.tolist(), strict=True)))
+    s_arr = np.asarray(sk, dtype=float)
     for comp, clu in keys:
         m = (comps == comp) & (fclu == clu)
-        a = float(xs[m].max())
-        pos = volume.index_to_world(centres[m].mean(axis=0))
+        p = centres[m].mean(axis=0)
+        r_hint = math.sqrt(float(xs[m].max()) / math.pi)
+        # the component's voxels on a box around the point, for the measurement
+        reach = (3.0 * max(r_hint, float(s_arr.max())) + 3.0 * float(s_arr.max())) / s_arr
+        lo_b = np.maximum(np.floor(p - reach).astype(int), 0)
+        hi_b = np.minimum(np.ceil(p + reach).astype(int) + 1, owner.shape)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo_b, hi_b, strict=True))
+        a, _ = perpendicular_section(lab[box] == comp, sk, p - lo_b, r_hint)
+        pos = volume.index_to_world(p)
         out.append({
             "vessel_id": int(comp),
             "cross_section_mm2": a,

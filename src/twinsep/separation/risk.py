@@ -5,6 +5,12 @@ A cut face between two neighbouring voxels costs ``area_mm2 * (c_u + c_v) / 2``,
 A vessel's cost grows with its local cross-section ``A`` (mm2)::
 
     c_vessel = vessel * (1 + A / reference_mm2) ** exponent
+
+and, for the cut only (not for the risk it reports), with the distance ``d`` (mm) from the
+identity interface, so that a vessel crossing between the twins is divided where it
+crosses the surgeon's plane rather than where its lumen happens to be narrowest::
+
+    c_vessel_cut = c_vessel * (1 + d / division_reference_mm)
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ class RiskModel:
         Cross-section (mm2) at which a vessel's cost doubles (with ``exponent`` 1).
     exponent : float
         Power of the cross-section factor (0: no growth).
+    division_reference_mm : float
+        Distance (mm) from the identity interface at which the cost of dividing a vessel
+        doubles (0: no division-site factor); used by the cut, not in the reported risk.
     source : str
         Where the model came from (file path or ``"default"``).
     """
@@ -48,6 +57,7 @@ class RiskModel:
     cost_per_mm2: dict[str, float] = field(default_factory=dict)
     reference_mm2: float = 10.0
     exponent: float = 1.0
+    division_reference_mm: float = 1.0
     source: str = "default"
 
     def __post_init__(self) -> None:
@@ -61,6 +71,8 @@ class RiskModel:
             raise InputError("risk model: vessel_cross_section.reference_mm2 must be > 0")
         if not (math.isfinite(self.exponent) and self.exponent >= 0):
             raise InputError("risk model: vessel_cross_section.exponent must be >= 0")
+        if not (math.isfinite(self.division_reference_mm) and self.division_reference_mm >= 0):
+            raise InputError("risk model: vessel_division.reference_mm must be >= 0")
 
     def scaled(self, tissue: str, factor: float) -> RiskModel:
         """A copy with the cost of one tissue multiplied by ``factor``."""
@@ -77,6 +89,7 @@ class RiskModel:
                 "reference_mm2": float(self.reference_mm2),
                 "exponent": float(self.exponent),
             },
+            "vessel_division": {"reference_mm": float(self.division_reference_mm)},
         }
 
     def vessel_cost(self, cross_section_mm2: np.ndarray | float) -> np.ndarray:
@@ -84,7 +97,19 @@ class RiskModel:
         a = np.asarray(cross_section_mm2, dtype=np.float64)
         return self.cost_per_mm2["vessel"] * (1.0 + a / self.reference_mm2) ** self.exponent
 
-    def voxel_cost(self, tissues: np.ndarray, cross_section_mm2: np.ndarray | None) -> np.ndarray:
+    def division_factor(self, distance_mm: np.ndarray | float) -> np.ndarray:
+        """Factor on a vessel's cost at ``distance_mm`` from the identity interface."""
+        d = np.asarray(distance_mm, dtype=np.float64)
+        if self.division_reference_mm == 0:
+            return np.ones_like(d)
+        return 1.0 + d / self.division_reference_mm
+
+    def voxel_cost(
+        self,
+        tissues: np.ndarray,
+        cross_section_mm2: np.ndarray | None,
+        interface_mm: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Risk per mm2 of each voxel (float32; 0 for background).
 
         Parameters
@@ -93,14 +118,22 @@ class RiskModel:
             Tissue codes.
         cross_section_mm2 : ndarray or None
             Local vessel cross-section (mm2) on the same grid (used on vessel voxels).
+        interface_mm : ndarray or None
+            Distance (mm) from the identity interface on the same grid (read on vessel
+            voxels): given, the vessel costs include the division-site factor (the cost
+            the cut minimises); None, the plain risk.
         """
         lut = np.zeros(256, dtype=np.float32)
         for code, name in TISSUE_KEYS.items():
             lut[code] = self.cost_per_mm2[name]
         cost = lut[tissues]
-        if cross_section_mm2 is not None:
+        if cross_section_mm2 is not None or interface_mm is not None:
             v = tissues == Tissue.VESSEL
-            cost[v] = self.vessel_cost(cross_section_mm2[v]).astype(np.float32)
+            c = (self.vessel_cost(cross_section_mm2[v]) if cross_section_mm2 is not None
+                 else np.full(int(v.sum()), self.cost_per_mm2["vessel"]))
+            if interface_mm is not None:
+                c = c * self.division_factor(interface_mm[v])
+            cost[v] = c.astype(np.float32)
         return cost
 
 
@@ -128,6 +161,9 @@ def load_risk(path: str | Path | None = None) -> RiskModel:
     xs = data.get("vessel_cross_section") or {}
     if not isinstance(xs, dict):
         raise InputError(f"{source}: `vessel_cross_section` must be a mapping")
+    div = data.get("vessel_division") or {}
+    if not isinstance(div, dict):
+        raise InputError(f"{source}: `vessel_division` must be a mapping")
     costs = data["tissue_cost_per_mm2"]
     unknown = sorted(set(costs) - set(TISSUE_KEYS.values()))
     if unknown:
@@ -137,6 +173,7 @@ def load_risk(path: str | Path | None = None) -> RiskModel:
             cost_per_mm2={k: float(v) for k, v in costs.items()},
             reference_mm2=float(xs.get("reference_mm2", 10.0)),
             exponent=float(xs.get("exponent", 1.0)),
+            division_reference_mm=float(div.get("reference_mm", 1.0)),
             source=source,
         )
     except (TypeError, ValueError) as exc:
@@ -146,28 +183,15 @@ def load_risk(path: str | Path | None = None) -> RiskModel:
 def vessel_cross_section(
     tissues: np.ndarray, spacing_kji: tuple[float, float, float]
 ) -> np.ndarray:
-    """Local cross-section (mm2) of the vessels, 0 elsewhere (float32).
+    """Local cross-section (mm2) of the vessels, 0 elsewhere (float32, the whole grid).
 
-    The local radius of a vessel voxel is the largest distance-to-wall (EDT of the vessel
-    mask, minus half a voxel) within one radius of it, so every voxel of a tube gets the
-    radius of its centre line; the cross-section is ``pi r^2``. Computed on the bounding
-    box of the vessels only.
+    See :func:`twinsep.separation.vessels.local_calibre` (computed on the vessels'
+    bounding box from their wall, not on the whole volume).
     """
-    from scipy import ndimage as ndi
+    from twinsep.separation.vessels import local_calibre
 
     out = np.zeros(tissues.shape, dtype=np.float32)
-    vessel = tissues == Tissue.VESSEL
-    if not vessel.any():
-        return out
-    idx = np.nonzero(vessel)
-    sl = tuple(slice(max(int(a.min()) - 1, 0), int(a.max()) + 2) for a in idx)
-    v = vessel[sl]
-    edt = ndi.distance_transform_edt(v, sampling=spacing_kji).astype(np.float32)
-    s = np.asarray(spacing_kji, dtype=float)
-    half = float(s.mean()) / 2.0
-    rmax = float(edt.max())
-    size = tuple(int(2 * math.ceil(rmax / si) + 1) for si in s)
-    local = ndi.maximum_filter(edt, size=size, mode="constant")
-    r = np.maximum(local - half, half)
-    out[sl] = np.where(v, np.pi * r * r, 0.0).astype(np.float32)
+    box, xs = local_calibre(tissues == Tissue.VESSEL, spacing_kji)
+    if box is not None:
+        out[box] = xs
     return out
