@@ -304,3 +304,82 @@ def test_ct_slices_show_the_owner_overlay(page):
         else:
             assert n_purple > 100 and n_orange > 100, (view, n_purple, n_orange)
         assert canvas.is_visible()
+
+
+# --- the real pipeline on the craniopagus phantom --------------------------------------------
+@pytest.fixture(scope="module")
+def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
+    """The total phantom at 2 mm through ``models`` and ``view`` (true labels as input)."""
+    from scipy import ndimage as ndi
+
+    from twinsep.casefolder import Case
+    from twinsep.image import Volume
+    from twinsep.ingest import ingest
+    from twinsep.models import models_case
+
+    src = make_phantom_case()
+    case = Case(tmp_path_factory.mktemp("phantom-viewer") / "case")
+    ingest(src / "ct.nii.gz", case.root)
+    case.labels.mkdir()
+    shutil.copy(src / "tissues.nii.gz", case.tissues)
+    owner = Volume.read(src / "owner.nii.gz")
+    known = np.isin(owner.array, (1, 2))
+    idx = ndi.distance_transform_edt(~known, return_distances=False, return_indices=True)
+    resolved = owner.array[tuple(idx)] * (owner.array > 0)
+    owner.with_array(resolved.astype(np.uint8)).write(case.twins)
+    models_case(case)
+    assert main(["view", str(case.root), "--no-serve"]) == 0
+    return case.root
+
+
+def _first_hit(tri: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Nearest intersection of a ray with triangles (Moller-Trumbore, vectorised)."""
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    p = np.cross(direction, e2)
+    det = np.einsum("ij,ij->i", e1, p)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    t0 = origin - tri[:, 0]
+    u = np.einsum("ij,ij->i", t0, p) * inv
+    q = np.cross(t0, e1)
+    v = (q @ direction) * inv
+    t = np.einsum("ij,ij->i", e2, q) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    assert hit.any()
+    return origin + t[hit].min() * direction
+
+
+@needs_chromium
+def test_distance_tool_on_the_craniopagus_phantom(browser, phantom_viewer_case):
+    """Click each twin's scalp where a ray from the front first meets it (found in Python on
+    the phantom's own STL meshes): the tool reports their distance within 1 mm."""
+    import trimesh
+
+    models = phantom_viewer_case / "models"
+    manifest = json.loads((models / "manifest.json").read_text())
+    stl = {ly["name"]: models / ly["stl"] for ly in manifest["layers"] if ly["stl"]}
+    targets = []
+    for name in ("A/scalp", "B/scalp"):
+        mesh = trimesh.load(stl[name], force="mesh")
+        centre = mesh.bounds.mean(axis=0)
+        origin = np.array([centre[0], mesh.bounds[0][1] - 100.0, centre[2]])
+        targets.append(_first_hit(mesh.triangles, origin, np.array([0.0, 1.0, 0.0])))
+    expected = float(np.linalg.norm(targets[1] - targets[0]))
+    assert expected > 50.0  # two heads, well apart
+
+    page = Page(browser, (phantom_viewer_case / "viewer" / "index.html").resolve().as_uri())
+    try:
+        assert not page.errors
+        page.js("window.twinsep.resetView()")
+        page.page.locator("#measure-toggle").click()
+        for p in targets:
+            xy = page.js("p => window.twinsep.project(p)", p.tolist())
+            page.page.mouse.click(xy["x"], xy["y"])
+        text = page.page.locator("#distance").inner_text()
+        assert abs(float(text.replace("mm", "")) - expected) < 1.0, (text, expected)
+        picked = np.array(page.js("window.twinsep.points_mm"))
+        assert np.linalg.norm(picked - np.array(targets), axis=1).max() < 1.0
+        r, o = purple_orange(page.pixels())
+        assert r > 2000 and o > 2000
+    finally:
+        page.close()
