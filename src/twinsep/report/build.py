@@ -7,7 +7,9 @@ an ``id`` (see :data:`CONJOINED_SECTIONS`). No patient name or ID appears unless
 
 The 3-D figure (``figures/render_3d.png``) is drawn with matplotlib (Agg): marching-cubes
 surfaces of each twin's head and brain and of the shared vessels, on a grid of about
-3 mm, so it takes a few seconds and is deterministic.
+3 mm (each surface extracted once, the shared vessels found in the bounding box of the
+vessels), in about a second; deterministic. The PDF variant of the HTML embeds the PNG
+figures as JPEG, which WeasyPrint copies into the PDF instead of recompressing.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ figcaption { font-size: 8.5pt; color: #444; }
 .orange { color: #d07000; font-weight: bold; }
 .warn { color: #a00; }
 .note { color: #555; font-size: 9pt; }
-code { font-size: 8pt; word-break: break-all; }
+code { font-size: 8pt; }
 section { margin-bottom: 10px; }
 """
 
@@ -122,13 +124,47 @@ class _Raw(str):
     """HTML that is already escaped."""
 
 
-def _img(path: Path, alt: str, caption: str) -> str:
+def _jpeg(path: Path) -> bytes:
+    """A PNG figure as a JPEG on white (quality 92, no chroma subsampling).
+
+    For the PDF only: WeasyPrint copies a JPEG into the PDF as it is, whereas it decodes
+    every PNG, splits off the alpha channel and compresses both again.
+    """
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        rgb = Image.new("RGB", im.size, "white")
+        rgb.paste(im.convert("RGB"), mask=im.getchannel("A") if "A" in im.getbands() else None)
+    buf = BytesIO()
+    rgb.save(buf, format="JPEG", quality=92, subsampling=0)
+    return buf.getvalue()
+
+
+def _img(path: Path, alt: str, caption: str, *, pdf: bool = False) -> str:
     if not path.is_file():
         return f'<p class="note">({_e(alt)}: {_e(path.name)} not found)</p>'
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
+    if path.suffix == ".svg":
+        mime, raw = "image/svg+xml", path.read_bytes()
+    elif pdf and path.suffix == ".png":
+        mime, raw = "image/jpeg", _jpeg(path)
+    else:
+        mime, raw = "image/png", path.read_bytes()
+    data = base64.b64encode(raw).decode("ascii")
     return (f'<figure><img src="data:{mime};base64,{data}" alt="{_e(alt)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _code(value: Any) -> str:
+    """``<code>`` with a line-break opportunity every 16 characters (hashes, paths).
+
+    Cheaper to lay out than ``word-break: break-all``, with which WeasyPrint measures the
+    narrowest width of a table cell one character at a time.
+    """
+    text = str(value)
+    return "<code>" + "<wbr>".join(_e(text[i:i + 16]) for i in range(0, len(text), 16)) + "</code>"
 
 
 def _section(sid: str, title: str, body: str) -> str:
@@ -143,29 +179,48 @@ def _twin(name: str) -> str:
 # --- 3-D render --------------------------------------------------------------------------------
 def shared_vessel_mask(tissues: np.ndarray, owner: np.ndarray) -> np.ndarray:
     """Vessel voxels (tissue 5) of the 26-connected vessel components that hold voxels of
-    both twins in ``owner`` (1 = A, 2 = B)."""
+    both twins in ``owner`` (1 = A, 2 = B).
+
+    Labels only the bounding box of the vessels and counts the owners of the vessel voxels
+    per component, so it costs little more than one pass over the volume.
+    """
     from scipy import ndimage as ndi
 
     vessel = tissues == 5
-    lab, n = ndi.label(vessel, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
-        return np.zeros(tissues.shape, bool)
-    idx = np.arange(1, n + 1)
-    has_a = ndi.maximum(owner == 1, lab, idx) > 0
-    has_b = ndi.maximum(owner == 2, lab, idx) > 0
-    keep = np.zeros(n + 1, bool)
-    keep[1:] = has_a & has_b
-    return keep[lab]
+    out = np.zeros(tissues.shape, bool)
+    if not vessel.any():
+        return out
+    box = []
+    for axis in range(vessel.ndim):
+        hit = np.flatnonzero(vessel.any(axis=tuple(a for a in range(vessel.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    box_t = tuple(box)
+    sub = vessel[box_t]
+    lab, n = ndi.label(sub, structure=np.ones((3, 3, 3), bool))
+    comp = lab[sub]
+    own = np.asarray(owner)[box_t][sub]
+    has_a = np.bincount(comp[own == 1], minlength=n + 1) > 0
+    has_b = np.bincount(comp[own == 2], minlength=n + 1) > 0
+    keep = has_a & has_b
+    keep[0] = False
+    out[box_t] = keep[lab]
+    return out
 
 
-def _surface(mask: np.ndarray, step: int, affine: np.ndarray, max_faces: int = 12000):
-    """World-mm triangles of a marching-cubes surface of ``mask`` (decimated by ``step``)."""
+def _surface(mask: np.ndarray | Callable[[int], np.ndarray], step: int, affine: np.ndarray,
+             max_faces: int = 12000):
+    """World-mm triangles of a marching-cubes surface of ``mask`` (decimated by ``step``).
+
+    ``mask`` may be a function of the step giving ``mask[::step, ::step, ::step]``, so that
+    the full-resolution mask is never made.
+    """
     from skimage.measure import marching_cubes
 
-    if mask.sum() < 8:
-        return None
+    def at(k: int) -> np.ndarray:
+        return mask(k) if callable(mask) else mask[::k, ::k, ::k]
+
     while True:  # keep it light: a coarser grid until the surface is small enough
-        m = np.pad(mask[::step, ::step, ::step], 1).astype(np.float32)
+        m = np.pad(at(step), 1).astype(np.float32)
         if m.sum() < 8:
             return None
         verts, faces, _n, _v = marching_cubes(m, 0.5)
@@ -199,38 +254,49 @@ def render_3d(case: Case, path: Path | None = None) -> Path:
     affine = tissues.affine
     shared = shared_vessel_mask(t, np.asarray(ident))
     colours = {k: np.array(v) / 255.0 for k, v in TWIN_COLOURS.items()}
-    head_a, head_b = (t > 0) & (o == 1), (t > 0) & (o == 2)
+    def part(tissue: Callable[[np.ndarray], np.ndarray], twin: int):
+        # the mask on the render grid only: a fraction 1/step**3 of the voxels
+        return lambda k: tissue(t[::k, ::k, ::k]) & (o[::k, ::k, ::k] == twin)
+
+    def head(x: np.ndarray) -> np.ndarray:
+        return x > 0
+
+    def brain(x: np.ndarray) -> np.ndarray:
+        return x == 4
+
+    # each surface once (the brains appear in two panels)
+    tri = {
+        "head_a": _surface(part(head, 1), step, affine),
+        "head_b": _surface(part(head, 2), step, affine),
+        "brain_a": _surface(part(brain, 1), step, affine),
+        "brain_b": _surface(part(brain, 2), step, affine),
+        "shared": _surface(shared, step, affine),
+    }
     panels = [
-        ("twin A (purple)", [(head_a, colours["A"], 0.35),
-                             ((t == 4) & (o == 1), colours["A"] * 0.6, 0.9)]),
-        ("twin B (orange)", [(head_b, colours["B"], 0.35),
-                             ((t == 4) & (o == 2), colours["B"] * 0.7, 0.9)]),
-        ("shared vessels (red) and brains", [((t == 4) & (o == 1), colours["A"], 0.12),
-                                             ((t == 4) & (o == 2), colours["B"], 0.12),
-                                             (shared, colours["shared"], 1.0)]),
+        ("twin A (purple)", [("head_a", colours["A"], 0.35),
+                             ("brain_a", colours["A"] * 0.6, 0.9)]),
+        ("twin B (orange)", [("head_b", colours["B"], 0.35),
+                             ("brain_b", colours["B"] * 0.7, 0.9)]),
+        ("shared vessels (red) and brains", [("brain_a", colours["A"], 0.12),
+                                             ("brain_b", colours["B"], 0.12),
+                                             ("shared", colours["shared"], 1.0)]),
     ]
-    lo, hi = None, None
-    fig = plt.figure(figsize=(13.5, 4.8), dpi=90)
-    meshes = []
-    for _title, layers in panels:
-        tri_layers = []
-        for mask, colour, alpha in layers:
-            tri = _surface(mask, step, affine)
-            if tri is not None:
-                tri_layers.append((tri, colour, alpha))
-                pts = tri.reshape(-1, 3)
-                lo = pts.min(0) if lo is None else np.minimum(lo, pts.min(0))
-                hi = pts.max(0) if hi is None else np.maximum(hi, pts.max(0))
-        meshes.append(tri_layers)
-    if lo is None:
+    pts = [m.reshape(-1, 3) for m in tri.values() if m is not None]
+    if pts:
+        lo = np.min([p.min(0) for p in pts], axis=0)
+        hi = np.max([p.max(0) for p in pts], axis=0)
+    else:
         lo, hi = np.zeros(3), np.ones(3)
     centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 + 5
-    for i, ((title, _layers), tri_layers) in enumerate(zip(panels, meshes, strict=True)):
+    fig = plt.figure(figsize=(13.5, 4.8), dpi=90)
+    # fixed margins: tight_layout would draw the three 3-D scenes once more to measure them
+    fig.subplots_adjust(left=0.0, right=0.97, bottom=0.03, top=0.93, wspace=0.08)
+    for i, (title, layers) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1, projection="3d")
-        for tri, colour, alpha in tri_layers:
-            pc = Poly3DCollection(tri, facecolor=colour, alpha=alpha, edgecolor="none",
-                                  linewidth=0)
-            ax.add_collection3d(pc)
+        for key, colour, alpha in layers:
+            if tri[key] is not None:
+                ax.add_collection3d(Poly3DCollection(tri[key], facecolor=colour, alpha=alpha,
+                                                     edgecolor="none", linewidth=0))
         if i == 2 and not shared.any():
             ax.text2D(0.5, 0.05, "no shared vessels", transform=ax.transAxes, ha="center")
         for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
@@ -242,7 +308,6 @@ def render_3d(case: Case, path: Path | None = None) -> Path:
         ax.set_zlabel("z (mm, S)")
         ax.tick_params(labelsize=6)
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, metadata={"Software": None})
@@ -317,19 +382,19 @@ def _shared(plan: dict) -> str:
     return out
 
 
-def _figures(case: Case, plan: dict, conjoined: bool) -> str:
+def _figures(case: Case, plan: dict, conjoined: bool, pdf: bool = False) -> str:
     out = []
     figs = dict(plan.get("figures") or {})
     if "junction" in figs:
         out.append(_img(case.root / figs.pop("junction"), "junction slices",
                         "Axial, coronal and sagittal slices through the junction: twin A "
-                        "purple, twin B orange, shared vessels red."))
+                        "purple, twin B orange, shared vessels red.", pdf=pdf))
     if conjoined:
         out.append(_img(case.figures / "render_3d.png", "3-D render",
                         "3-D surfaces (about 3 mm grid) of each twin's head and brain and "
-                        "of the shared vessels, after separation."))
+                        "of the shared vessels, after separation.", pdf=pdf))
     for name, rel in sorted(figs.items()):
-        out.append(_img(case.root / rel, name, name))
+        out.append(_img(case.root / rel, name, name, pdf=pdf))
     return "".join(out) or "<p>No figures.</p>"
 
 
@@ -419,7 +484,7 @@ def _reconstruction(plan: dict) -> str:
     return out
 
 
-def _schedule(case: Case, plan: dict) -> str:
+def _schedule(case: Case, plan: dict, pdf: bool = False) -> str:
     sch = plan.get("schedule")
     if not sch:
         return ("<p>No operating-room schedule: run <code>twinsep schedule CASE --roster "
@@ -431,7 +496,8 @@ def _schedule(case: Case, plan: dict) -> str:
     gantt = (sch.get("files") or {}).get("gantt_png")
     if gantt:
         out += _img(case.root / gantt, "Gantt chart",
-                    "Who does what, hour by hour (purple and orange tables after separation).")
+                    "Who does what, hour by hour (purple and orange tables after separation).",
+                    pdf=pdf)
     rows = [[p["name"], p.get("twin") or p.get("table") or "", p["start_h"], p["end_h"],
              p["duration_h"]] for p in sch.get("phases", [])]
     out += "<h3>Phases</h3>" + _table(["phase", "twin / table", "start h", "end h", "hours"],
@@ -505,17 +571,17 @@ def _provenance(plan: dict, info: dict) -> str:
     rows = [["twinsep", plan.get("twinsep_version", __version__)],
             ["plan.json schema", plan.get("schema_version", "")]]
     for k, v in sorted((case.get("inputs") or {}).items()):
-        rows.append([k, _Raw(f"<code>{_e(v)}</code>")])
+        rows.append([k, _Raw(_code(v))])
     hashes = info.get("hashes", {})
     for k in ("input_sha256", "scan_array_sha256"):
         if k in hashes:
-            rows.append([f"case.json {k}", _Raw(f"<code>{_e(hashes[k])}</code>")])
+            rows.append([f"case.json {k}", _Raw(_code(hashes[k]))])
     seg = plan.get("segmentation", {})
     if seg.get("output_sha256"):
-        rows.append(["tissue labels sha256", _Raw(f"<code>{_e(seg['output_sha256'])}</code>")])
+        rows.append(["tissue labels sha256", _Raw(_code(seg["output_sha256"]))])
     sep = plan.get("separation", {})
     if sep.get("owner_map_sha256"):
-        rows.append(["owner map sha256", _Raw(f"<code>{_e(sep['owner_map_sha256'])}</code>")])
+        rows.append(["owner map sha256", _Raw(_code(sep["owner_map_sha256"]))])
     out = _table(["", ""], rows)
     settings = case.get("settings") or {}
     if settings:
@@ -530,8 +596,13 @@ def _provenance(plan: dict, info: dict) -> str:
 
 
 # --- the report ------------------------------------------------------------------------------
-def render_html(case: Case, *, keep_phi: bool = False) -> tuple[str, tuple[str, ...]]:
-    """The report as one HTML string, and the ids of its sections."""
+def render_html(
+    case: Case, *, keep_phi: bool = False, pdf: bool = False
+) -> tuple[str, tuple[str, ...]]:
+    """The report as one HTML string, and the ids of its sections.
+
+    ``pdf``: the variant that WeasyPrint lays out, with the PNG figures embedded as JPEG.
+    """
     from twinsep.pipeline import load_timings
 
     case = Case(case.root if isinstance(case, Case) else case)
@@ -544,14 +615,14 @@ def render_html(case: Case, *, keep_phi: bool = False) -> tuple[str, tuple[str, 
     if conjoined:
         parts.append(_section("classification", "Classification", _classification(plan)))
         parts.append(_section("shared", "Shared anatomy", _shared(plan)))
-        parts.append(_section("figures", "Figures", _figures(case, plan, True)))
+        parts.append(_section("figures", "Figures", _figures(case, plan, True, pdf)))
         if "separation" in plan:
             parts.append(_section("separation", "Separation: alternatives and the chosen cut",
                                   _separation(plan)))
             parts.append(_section("stages", "Stages", _stages(plan)))
         if "reconstruction" in plan:
             parts.append(_section("reconstruction", "Reconstruction", _reconstruction(plan)))
-        parts.append(_section("schedule", "Operating-room timeline", _schedule(case, plan)))
+        parts.append(_section("schedule", "Operating-room timeline", _schedule(case, plan, pdf)))
     else:
         if plan.get("conjoined") is False:
             dist = plan.get("closest_distance_mm")
@@ -562,7 +633,7 @@ def render_html(case: Case, *, keep_phi: bool = False) -> tuple[str, tuple[str, 
             body = ("<p>Twin identity has not been run yet "
                     "(<code>twinsep identify CASE</code>).</p>")
         parts.append(_section("identity", "Twin identity", body))
-        parts.append(_section("figures", "Figures", _figures(case, plan, False)))
+        parts.append(_section("figures", "Figures", _figures(case, plan, False, pdf)))
     parts.append(_section("pipeline", "Pipeline and timings", _pipeline(timings)))
     parts.append(_section("methods", "Methods and their limits", _methods(plan)))
     parts.append(_section("provenance", "Software, settings and input hashes",
@@ -620,8 +691,9 @@ def build_report(
         except (ImportError, OSError) as exc:  # missing system libraries (pango)
             note = f"WeasyPrint unavailable: {exc}"
         else:
+            pdf_doc, _ = render_html(case, keep_phi=keep_phi, pdf=True)
             try:
-                data = weasyprint.HTML(string=doc, base_url=str(case.root)).write_pdf()
+                data = weasyprint.HTML(string=pdf_doc, base_url=str(case.root)).write_pdf()
             except Exception as exc:
                 raise InputError(f"report.pdf could not be laid out: {exc}") from exc
             pdf_path = case.root / "report.pdf"

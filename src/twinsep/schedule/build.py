@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from twinsep.schedule.contingencies import contingencies
+from twinsep.schedule.heuristic import first_schedule
 from twinsep.schedule.model import (
     InfeasibleRosterError,
     Segments,
@@ -17,8 +18,11 @@ from twinsep.schedule.model import (
 from twinsep.schedule.phases import Operation, derive_operation
 from twinsep.schedule.roster import Roster
 
-#: Deterministic time limit of the search (about seconds of one core).
-DEFAULT_TIME_LIMIT_S = 2.0
+#: Deterministic time limit (about seconds of one core) of the search that improves the
+#: greedy first schedule...
+DEFAULT_TIME_LIMIT_S = 0.5
+#: ... and of the search from scratch when that one cannot fill every need.
+COLD_TIME_LIMIT_S = 2.0
 
 
 def _h(minutes: int) -> float:
@@ -99,7 +103,7 @@ def plan_schedule(
     roster: Roster,
     *,
     stage: int | None = None,
-    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    time_limit_s: float | None = None,
     workers: int = 2,
 ) -> dict[str, Any]:
     """The ``schedule`` section of plan.json for ``plan`` staffed from ``roster``.
@@ -112,8 +116,11 @@ def plan_schedule(
         The team (:func:`twinsep.schedule.load_roster`).
     stage : int, optional
         Which operation of a staged separation to schedule; default the final one.
-    time_limit_s : float
-        Deterministic time limit of the CP-SAT search (about seconds of one core).
+    time_limit_s : float, optional
+        Deterministic time limit of the CP-SAT search (about seconds of one core). Default
+        :data:`DEFAULT_TIME_LIMIT_S` to improve the greedy first schedule (and close its
+        gaps, if any), or :data:`COLD_TIME_LIMIT_S` for a search from scratch when gaps
+        remain.
     workers : int
         CP-SAT workers (2 by default, searched in a deterministic interleaved order).
 
@@ -132,14 +139,27 @@ def plan_schedule(
     op = derive_operation(plan, roster.phases, stage)
     seg = build_segments(op, roster.settings.slot_min)
     precheck(roster, op, seg)
-    sol = solve(roster, op, seg, time_limit_s=time_limit_s, workers=workers)
-    if not sol.held:
-        if sol.status == "INFEASIBLE":
-            raise InfeasibleRosterError(explain_infeasible(roster, op, seg, time_limit_s))
-        raise InfeasibleRosterError(
-            f"no schedule found within the time limit ({sol.status}); "
-            "raise --time-limit or add people"
-        )
+    warm = DEFAULT_TIME_LIMIT_S if time_limit_s is None else time_limit_s
+    hint, gaps = first_schedule(roster, op, seg)
+    # improve the greedy schedule by large-neighbourhood search; if it has gaps, allow them
+    # at a prohibitive cost (a slower model) so that the search can start from it
+    sol = solve(roster, op, seg, time_limit_s=warm, workers=workers, soft=gaps > 0, hint=hint)
+    start, limit = ("greedy" if gaps == 0 else "greedy, gaps closed by the search"), warm
+    if not sol.held or sol.objective.get("short_person_min", 0) > 0:
+        # gaps stay: the strict model from scratch finds a schedule or proves there is none
+        gapped = sol if sol.held else None
+        limit = COLD_TIME_LIMIT_S if time_limit_s is None else time_limit_s
+        sol = solve(roster, op, seg, time_limit_s=limit, workers=workers)
+        start = "search from scratch"
+        if not sol.held:
+            if sol.status == "INFEASIBLE":  # the gaps left above say where and when
+                raise InfeasibleRosterError(explain_infeasible(roster, op, seg, warm, gapped))
+            raise InfeasibleRosterError(
+                f"no schedule found within the time limit ({sol.status}); "
+                "raise --time-limit or add people"
+            )
+    sol.objective.pop("short_person_min", None)
+    sol.objective.pop("_short", None)
     assignments = _assignments(roster, op, seg, sol.held)
     phases = [p.as_dict() for p in op.phases]
     people = _people(roster, assignments)
@@ -169,7 +189,8 @@ def plan_schedule(
             "engine": "OR-Tools CP-SAT",
             "status": sol.status,
             "workers": workers,
-            "deterministic_time_limit": time_limit_s,
+            "deterministic_time_limit": limit,
+            "start": start,
             **sol.objective,
         },
     }

@@ -14,7 +14,10 @@ every phase boundary and on a grid of ``slot_min``. For each person, segment and
   ``min_break_min`` apart (the next hand-over overlap included).
 
 The objective minimises the number of stints (hand-overs), then the number of different
-roles per person, then the longest total time on duty of anyone (balance). The search is
+roles per person, then the longest total time on duty of anyone (balance). The search
+starts from a greedy schedule (:mod:`twinsep.schedule.heuristic`) given as a complete hint
+and improves it by large-neighbourhood search; ``soft`` allows unfilled needs at a
+prohibitive cost so that a greedy schedule with gaps is a valid start. The search is
 deterministic: fixed seed, two workers interleaved, deterministic time limit.
 """
 
@@ -97,7 +100,8 @@ def _where(colours: set[str | None], sep_min: int | None, t: int) -> str:
 
 
 # --- capacity pre-check ----------------------------------------------------------------
-def _available(p: Person, seg: Segments, s: int) -> bool:
+def available(p: Person, seg: Segments, s: int) -> bool:
+    """Whether segment ``s`` lies inside the person's window on duty."""
     return p.earliest_min <= seg.times[s] and seg.times[s + 1] <= p.latest_min
 
 
@@ -117,7 +121,7 @@ def precheck(roster: Roster, op: Operation, seg: Segments) -> None:
             phases.setdefault(role, set()).add(pid)
         if not demand:
             continue
-        avail = [p for p in roster.people if _available(p, seg, s)]
+        avail = [p for p in roster.people if available(p, seg, s)]
         roles = sorted(demand)
         for size in range(1, len(roles) + 1):
             for combo in itertools.combinations(roles, size):
@@ -130,7 +134,7 @@ def precheck(roster: Roster, op: Operation, seg: Segments) -> None:
                 while e + 1 < seg.n:
                     nxt = seg.needs[e + 1]
                     need2 = sum(c for (r, _), (c, _) in nxt.items() if r in combo)
-                    avail2 = [p for p in roster.people if _available(p, seg, e + 1)]
+                    avail2 = [p for p in roster.people if available(p, seg, e + 1)]
                     have2 = sum(1 for p in avail2 if any(r in p.skills for r in combo))
                     if need2 != need or have2 != have:
                         break
@@ -159,20 +163,27 @@ def precheck(roster: Roster, op: Operation, seg: Segments) -> None:
 
 
 # --- the model -------------------------------------------------------------------------
+#: Per person, the (role, colour) held in each segment (None: off duty).
+Held = dict[str, list[tuple[str, str | None] | None]]
+
+
 @dataclass
 class Solution:
     """Raw solver output: for each person, the (role, colour) held in each segment."""
 
     status: str
-    held: dict[str, list[tuple[str, str | None] | None]]
+    held: Held
     objective: dict[str, int] = field(default_factory=dict)
 
 
-def _solver_params(solver: Any, time_limit_s: float, workers: int) -> None:
+def _solver_params(solver: Any, time_limit_s: float, workers: int, lns_only: bool = False) -> None:
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = 0
     if workers > 1:
         solver.parameters.interleave_search = True
+    # from a complete hint, large-neighbourhood search improves a schedule far sooner than
+    # the full-problem workers, which spend the budget on a bound they cannot close
+    solver.parameters.use_lns_only = lns_only
     # deterministic time (not wall time) so that the same input gives the same answer
     solver.parameters.max_deterministic_time = float(time_limit_s)
     solver.parameters.log_search_progress = False
@@ -186,6 +197,8 @@ def solve(
     time_limit_s: float = 10.0,
     workers: int = 2,
     slack: bool = False,
+    soft: bool = False,
+    hint: Held | None = None,
 ) -> Solution:
     """Build and solve the CP-SAT model.
 
@@ -196,8 +209,16 @@ def solve(
     workers : int
         CP-SAT workers (interleaved, so the result does not depend on thread timing).
     slack : bool
-        Allow unfilled needs and minimise them (person-minutes); used to explain an
+        Allow unfilled needs and minimise them (person-minutes) alone; used to explain an
         infeasible roster.
+    soft : bool
+        Allow unfilled needs at a cost above any other term of the objective, so that a
+        first schedule with gaps is a valid start; a solution with
+        ``objective["short_person_min"] == 0`` is a solution of the strict model with the
+        same objective.
+    hint : dict, optional
+        A schedule to start from (:func:`twinsep.schedule.heuristic.first_schedule`);
+        large-neighbourhood search then improves it (with ``soft``, it may have gaps).
     """
     from ortools.sat.python import cp_model
 
@@ -211,7 +232,7 @@ def solve(
     cover: dict[tuple[int, tuple], list] = {}
     for pi, p in enumerate(roster.people):
         for s in range(S):
-            if not _available(p, seg, s):
+            if not available(p, seg, s):
                 continue
             for key in sorted(seg.needs[s], key=str):
                 if key[0] in p.skills:
@@ -223,7 +244,7 @@ def solve(
     for s in range(S):
         for key, (count, _pid) in sorted(seg.needs[s].items(), key=str):
             vs = cover.get((s, key), [])
-            if slack:
+            if slack or soft:
                 short = m.new_int_var(0, count, f"short_{s}_{key}")
                 m.add(sum(vs) + short == count)
                 shortfall.append((short, seg.length(s), s, key))
@@ -234,6 +255,8 @@ def solve(
 
     stints, roles_used, loads = [], [], []
     load_max = m.new_int_var(0, T[-1], "load_max")
+    # for a complete hint: every variable of the model with its value under the hint
+    derived: list[tuple[Any, Any]] = []  # (variable, function of the hinted rows)
     for pi, p in enumerate(roster.people):
         w: list[Any] = [None] * S
         by_role: dict[str, list[Any]] = {}
@@ -245,6 +268,7 @@ def solve(
             ws = m.new_bool_var(f"w_{pi}_{s}")
             m.add(sum(v for _, v in vs) == ws)
             w[s] = ws
+            derived.append((ws, lambda h, n=p.name, s=s: h[n][s] is not None))
             for key, v in vs:
                 by_role.setdefault(key[0], [None] * S)
                 by_role[key[0]][s] = v if by_role[key[0]][s] is None else by_role[key[0]][s] + v
@@ -256,6 +280,9 @@ def solve(
         colour_vars = []
         for colour, vs in sorted(by_colour.items()):
             c = m.new_bool_var(f"c_{pi}_{colour}")
+            derived.append(
+                (c, lambda h, n=p.name, col=colour: any(k and k[1] == col for k in h[n]))
+            )
             for v in vs:
                 m.add_implication(v, c)
             colour_vars.append(c)
@@ -268,6 +295,7 @@ def solve(
                     nxt = xs[s + 1] if xs[s + 1] is not None else 0
                     m.add(xs[s] + w[s + 1] - nxt <= 1)
             u = m.new_bool_var(f"u_{pi}_{role}")
+            derived.append((u, lambda h, n=p.name, r=role: any(k and k[0] == r for k in h[n])))
             for v in xs:
                 if v is not None:
                     m.add(v <= u)
@@ -285,6 +313,9 @@ def solve(
             else:
                 b = m.new_bool_var(f"start_{pi}_{s}")
                 m.add(b >= w[s] - prev)
+                derived.append(
+                    (b, lambda h, n=p.name, s=s: h[n][s] is not None and h[n][s - 1] is None)
+                )
                 stints.append(b)
             # continuous-hours limit: no stint starting at s runs through j
             extra = ov if T[s] > 0 else 0
@@ -308,13 +339,29 @@ def solve(
 
     n_stints = sum(stints)
     n_roles = sum(roles_used)
+    total_short = sum(v * length for v, length, _, _ in shortfall)
     if slack:
-        total_short = sum(v * length for v, length, _, _ in shortfall)
         m.minimize(total_short)
     else:
-        m.minimize(W_STINT * n_stints + W_ROLE * n_roles + W_LOAD * load_max)
+        cost = W_STINT * n_stints + W_ROLE * n_roles + W_LOAD * load_max
+        if soft:  # one unfilled person-minute outweighs the rest of the objective
+            w_short = W_STINT * len(stints) + W_ROLE * len(roles_used) + W_LOAD * T[-1] + 1
+            cost = cost + w_short * total_short
+        m.minimize(cost)
+    if hint is not None:
+        for short, _length, s, key in shortfall:
+            held_by = sum(1 for row in hint.values() if row[s] == key)
+            m.add_hint(short, max(0, seg.needs[s][key][0] - held_by))
+        for (pi, s, key), v in x.items():
+            m.add_hint(v, hint[roster.people[pi].name][s] == key)
+        for v, value in derived:
+            m.add_hint(v, bool(value(hint)))
+        m.add_hint(load_max, max(
+            sum(seg.length(s) for s, k in enumerate(row) if k is not None)
+            for row in hint.values()
+        ))
     solver = cp_model.CpSolver()
-    _solver_params(solver, time_limit_s, workers)
+    _solver_params(solver, time_limit_s, workers, lns_only=hint is not None)
     status = solver.solve(m)
     name = solver.status_name(status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -333,8 +380,8 @@ def solve(
         "roles_used": int(solver.value(n_roles)),
         "max_load_min": int(solver.value(load_max)),
     }
-    if slack:
-        objective["short_person_min"] = int(solver.objective_value)
+    if slack or soft:
+        objective["short_person_min"] = int(solver.value(total_short)) if shortfall else 0
         short_list = []
         for v, _length, s, key in shortfall:
             k = int(solver.value(v))
@@ -344,9 +391,21 @@ def solve(
     return Solution(name, held, objective)
 
 
-def explain_infeasible(roster: Roster, op: Operation, seg: Segments, time_limit_s: float) -> str:
-    """One line naming the role that is short first, when and by how many."""
-    sol = solve(roster, op, seg, time_limit_s=time_limit_s, slack=True)
+def explain_infeasible(
+    roster: Roster, op: Operation, seg: Segments, time_limit_s: float,
+    sol: Solution | None = None,
+) -> str:
+    """One line naming the role that is short first, when and by how many.
+
+    From ``sol`` (a solution of the model with ``slack`` or ``soft``) when given; else the
+    model with slack starts from the greedy schedule, gaps and all, and the search
+    minimises the unfilled person-minutes from there.
+    """
+    from twinsep.schedule.heuristic import first_schedule
+
+    if sol is None or not sol.objective.get("_short"):
+        hint, _short = first_schedule(roster, op, seg)
+        sol = solve(roster, op, seg, time_limit_s=time_limit_s, slack=True, hint=hint)
     shorts = sol.objective.get("_short") if sol.held else None
     st = roster.settings
     rules = (
