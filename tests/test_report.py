@@ -146,3 +146,27 @@ def test_report_cli(planned_case: Case, tmp_path: Path) -> None:
     assert main(["report", str(case), "--no-pdf"]) == 0
     assert (case / "report.html").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_growth_section_when_compared(planned_case: Case, tmp_path: Path) -> None:
+    """A case compared with an earlier scan (`twinsep compare`) gets a growth section."""
+    from twinsep.casefolder import update_plan
+
+    case = Case(tmp_path / "case")
+    shutil.copytree(planned_case.root, case.root)
+    assert "growth" not in _section_ids(build_report(case, pdf=False).html.read_text())
+    entry = {"earlier": 60.0, "later": 75.0, "change": 15.0, "change_per_month": 2.5}
+    volumes = {t: dict(entry) for t in ("scalp", "bone", "dura", "brain", "vessel")}
+    update_plan(case, growth={
+        "junction_area_cm2": entry,
+        "shared_vessel_volume_ml": {"earlier": 4.0, "later": 9.0, "change": 5.0,
+                                    "change_per_month": 0.83},
+        "tissue_volumes_ml": {"A": volumes, "B": volumes},
+        "months": 6.0, "months_source": "--months",
+        "registration": {"brain_centroid_error_mm": {"A": 0.3, "B": 0.4}},
+        "twins_swapped": False, "warnings": [],
+    })
+    text = build_report(case, pdf=False).html.read_text()
+    ids = _section_ids(text)
+    assert "growth" in ids and ids.index("growth") > ids.index("schedule")
+    assert "Interval 6.0 months" in text and "15.00" in text and "0.83" in text

@@ -505,6 +505,31 @@ def _schedule(case: Case, plan: dict, pdf: bool = False) -> str:
     return out
 
 
+def _growth(case: Case, plan: dict, pdf: bool = False) -> str:
+    """The comparison with an earlier scan (``twinsep compare``), when there is one."""
+    from twinsep.growth import report_rows
+
+    g = plan["growth"]
+    rows = [[label, _num(e.get("earlier"), 2), _num(e.get("later"), 2),
+             _num(e.get("change"), 2), _num(e.get("change_per_month"), 2)]
+            for label, e in report_rows(g)]
+    months = g.get("months")
+    head = (f"<p>Interval {_num(months)} months ({_e(g.get('months_source'))}).</p>"
+            if months else f"<p>Interval unknown ({_e(g.get('months_source'))}): "
+            "changes per month are not given.</p>")
+    err = g.get("registration", {}).get("brain_centroid_error_mm", {})
+    tail = (f"<p>Registration of the later scan to the earlier one (rigid then affine, "
+            f"mutual information): brain centroid error A {_num(err.get('A'))} mm, "
+            f"B {_num(err.get('B'))} mm; twins matched by position"
+            f"{' (swapped between the scans)' if g.get('twins_swapped') else ''}.</p>")
+    warn = "".join(f'<p class="warn">{_e(w)}</p>' for w in g.get("warnings", []))
+    fig = plan.get("figures", {}).get("growth")
+    img = (_img(case.root / fig, "growth", "The junction then and now; shared vessels red.",
+                pdf=pdf) if fig and (case.root / fig).exists() else "")
+    return head + _table(["measure", "earlier", "later", "change", "per month"], rows) + (
+        tail + warn + img)
+
+
 def _pipeline(timings: dict) -> str:
     from twinsep.pipeline import STAGE_TITLES, STAGES
 
@@ -623,6 +648,9 @@ def render_html(
         if "reconstruction" in plan:
             parts.append(_section("reconstruction", "Reconstruction", _reconstruction(plan)))
         parts.append(_section("schedule", "Operating-room timeline", _schedule(case, plan, pdf)))
+        if "growth" in plan:
+            parts.append(_section("growth", "Growth since the earlier scan",
+                                  _growth(case, plan, pdf)))
     else:
         if plan.get("conjoined") is False:
             dist = plan.get("closest_distance_mm")
