@@ -48,7 +48,8 @@ def simulate(
         im = sec["cranium"]["twins"][name]
         console.print(
             f"twin {name}: scalp defect {t['scalp_defect_cm2']:.1f} cm2, bone "
-            f"{t['bone_defect_cm2']:.1f} cm2, dura {t['dura_defect_cm2']:.1f} cm2; "
+            f"{t['bone_defect_cm2']:.1f} cm2 to rebuild ({t['bone_opening_cm2']:.1f} cm2 "
+            f"opening), dura {t['dura_defect_cm2']:.1f} cm2; "
             f"{sc['n_expanders']} expander(s), expected gain {sc['expected_gain_cm2']:.1f} of "
             f"{sc['skin_missing_cm2']:.1f} cm2 in {sc['weeks']} weeks; implant "
             f"{im['implant']['area_cm2']:.1f} cm2, {im['implant']['volume_ml']:.1f} ml, "

@@ -5,13 +5,27 @@ a leftover 0 or 3 inside the head is given to the nearest twin).
 
 Defect areas (cm2, world mm via the affine): marching cubes on the twin's own nested masks
 (scalp level: all its tissue; bone level: bone and everything inside; dura level: CSF/dura
-and inside), lightly smoothed (0.5 voxel) so the staircase does not inflate the area; only
-the faces that face the other twin count (face centre within ``0.5 max + 0.25 min`` voxel
-spacing of the other twin's tissue). ``scalp_defect_cm2`` is the open wound the skin must
-cover, ``bone_defect_cm2`` the skull opening (the cut inside the outer skull surface),
-``dura_defect_cm2`` the dural opening. ``scalp_needed_cm2`` (= ``skin_missing_cm2``) is the
-area of the closed head's skin over the defect: the outer surface of the closed cranium
-(see :mod:`twinsep.reconstruction.cranium`) grown by the scalp thickness, in the opened space.
+and inside), lightly smoothed (0.5 voxel) so the staircase does not inflate the area; the
+cut faces are those that face the other twin (face centre within ``0.5 max + 0.25 min``
+voxel spacing of the other twin's tissue).
+
+* ``scalp_defect_cm2``: the open wound the skin must cover (cut faces at the scalp level;
+  on phantoms it matches truth.json ``junction_area_cm2``, the interface inside the head).
+* ``bone_opening_cm2``: the hole in the skull (cut faces at the bone level: the interface
+  inside the outer skull surface). Where soft tissue fills the crease between the heads the
+  interface runs through scalp, not bone, so this is smaller than the wound: about 75 % of
+  it on the total phantom and 60 % on the partial one.
+* ``bone_defect_cm2``: the skull each child must have rebuilt: the outer surface of the
+  closed cranium (see :mod:`twinsep.reconstruction.cranium`) in the opened space, i.e. the
+  new skull surface that spans the opening along the skull's curvature (>= the opening).
+* ``dura_defect_cm2``: the dural opening.
+* ``scalp_needed_cm2`` (= ``skin_missing_cm2``): the closed head's skin over the defect: the
+  outer surface of the closed cranium grown by the scalp thickness, in the opened space.
+
+Speed: everything but the head surfaces works on boxes around the cut (see
+:mod:`twinsep.reconstruction.cranium`); distances used only against thresholds of tens of
+mm (the fit band, the largest bulge) are taken on blocks of about 2 mm when the voxels are
+finer, and every few-mm distance exactly on the smallest box that holds it.
 
 Frame: everything written by this stage (plan.json points and frames, ``models/twin_*``) is
 in the *separated* frame: scan world mm (LPS) plus the twin's ``translation_mm``, i.e. each
@@ -58,39 +72,75 @@ class Surface:
         return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def surface(mask: np.ndarray, vol: Volume, sigma_vox: float = 0.5) -> Surface:
-    """Closed marching-cubes surface of ``mask`` (level 0.5 after a light Gaussian)."""
+def surface(mask: np.ndarray, vol: Volume, sigma_vox: float = 0.5,
+            offset: tuple[int, int, int] = (0, 0, 0), step: int = 1) -> Surface:
+    """Closed marching-cubes surface of ``mask`` (level 0.5 after a light Gaussian).
+
+    ``mask`` may be a crop of ``vol``'s grid starting at index ``offset``; the surface is
+    returned in the full grid's indices and world mm. ``step``: marching-cubes step (voxels).
+    """
     from skimage.measure import marching_cubes
 
-    if not mask.any():
+    box = cr.bbox(mask)
+    if box is None:
         return Surface(np.zeros((0, 3)), np.zeros((0, 3), int), np.zeros((0, 3)), np.zeros(0),
                        np.zeros(0, bool))
-    sl = ndi.find_objects(mask.astype(np.uint8))[0]
-    lo = [max(0, s.start - 3) for s in sl]
-    hi = [min(n, s.stop + 3) for s, n in zip(sl, mask.shape, strict=True)]
+    lo = [max(0, b[0] - 3) for b in box]
+    hi = [min(n, b[1] + 3) for b, n in zip(box, mask.shape, strict=True)]
     sub = mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
     sub = np.pad(sub, 1)
     if sigma_vox > 0:
         sub = ndi.gaussian_filter(sub, sigma_vox)
-    v, f, _, _ = marching_cubes(sub, 0.5)
-    kji = v - 1 + np.asarray(lo, float)
-    verts = vol.index_to_world(kji)
+    v, f, _, _ = marching_cubes(sub, 0.5, step_size=step)
+    kji = v.astype(np.float64) + (np.asarray(lo, float) + np.asarray(offset, float) - 1.0)
+    verts = cr.to_world(vol, kji)
     tri = verts[f]
     areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     return Surface(verts, f.astype(np.int64), kji[f].mean(1), areas)
 
 
-def sample(field_: np.ndarray, kji: np.ndarray, order: int = 1) -> np.ndarray:
-    """Values of ``field_`` at fractional indices ``kji`` (n, 3)."""
-    return ndi.map_coordinates(field_.astype(np.float32), kji.T, order=order, mode="nearest")
+def sample(field_: np.ndarray, kji: np.ndarray, order: int = 1,
+           box: cr.Box | None = None, outside: float = 0.0) -> np.ndarray:
+    """Values of ``field_`` at fractional indices ``kji`` (n, 3).
+
+    With ``box``, ``field_`` covers only that box of the grid; points outside it get
+    ``outside``.
+    """
+    kji = np.asarray(kji, float)
+    if box is None:
+        return ndi.map_coordinates(field_.astype(np.float32), kji.T, order=order,
+                                   mode="nearest")
+    lo = np.array([b[0] for b in box], float)
+    hi = np.array([b[1] for b in box], float)
+    out = np.full(len(kji), outside, np.float32)
+    ins = np.all((kji >= lo - 0.5) & (kji <= hi - 0.5), axis=1)
+    if ins.any():
+        out[ins] = ndi.map_coordinates(field_.astype(np.float32), (kji[ins] - lo).T,
+                                       order=order, mode="nearest")
+    return out
 
 
 def resolve_owner(tissues: np.ndarray, owner: np.ndarray, sampling) -> np.ndarray:
-    """Owner map with every tissue voxel 1 (A) or 2 (B): 0/3 inside tissue -> nearest twin."""
+    """Owner map with every tissue voxel 1 (A) or 2 (B): 0/3 inside tissue -> nearest twin.
+
+    The nearest twin is searched in the box of the unresolved voxels grown by 16 mm (the
+    phantom's ambiguous band is 6 mm wide); when a voxel's nearest twin voxel is farther
+    than that, the whole grid is searched.
+    """
     own = np.where(tissues > 0, owner, 0).astype(np.uint8)
     sure = (own == Owner.A) | (own == Owner.B)
     todo = (tissues > 0) & ~sure
     if todo.any() and sure.any():
+        margin = 16.0
+        box = cr.grow(cr.bbox(todo), margin, sampling, own.shape)
+        sub_sure, sub_todo = sure[cr.sl(box)], todo[cr.sl(box)]
+        if sub_sure.any():
+            d, idx = ndi.distance_transform_edt(~sub_sure, sampling=sampling,
+                                                return_indices=True)
+            if d[sub_todo].max() < margin:
+                sub = own[cr.sl(box)]
+                sub[sub_todo] = sub[tuple(i[sub_todo] for i in idx)]
+                return own
         _, idx = ndi.distance_transform_edt(~sure, sampling=sampling, return_indices=True)
         own[todo] = own[tuple(i[todo] for i in idx)]
     return own
@@ -145,57 +195,111 @@ def _plane(s: Surface, towards: np.ndarray) -> dict:
             "width_mm": 4.0 * np.sqrt(max(evals[1], 0.0))}
 
 
-def _write_stl(mesh, path: Path, shift: np.ndarray, max_faces: int | None = None) -> None:
-    import trimesh
+_STL_FACE = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attr", "<u2")])
 
+
+def _write_stl(verts: np.ndarray, faces: np.ndarray, path: Path, shift: np.ndarray,
+               max_faces: int | None = None) -> None:
+    """Binary STL of the triangles ``verts[faces]`` moved by ``shift`` (decimated to about
+    ``max_faces`` triangles when it has more)."""
     from twinsep.casefolder import write_text_atomic
 
-    m = mesh.copy()
-    if max_faces and len(m.faces) > max_faces:
+    v = np.asarray(verts, np.float64)
+    f = np.asarray(faces, np.int64)
+    if max_faces and len(f) > max_faces:
         try:
             import fast_simplification
 
-            v, f = fast_simplification.simplify(np.asarray(m.vertices, np.float32),
-                                                np.asarray(m.faces), 1.0 - max_faces / len(m.faces))
-            m = trimesh.Trimesh(v, f, process=True)
+            v32, f32 = fast_simplification.simplify(v.astype(np.float32), f.astype(np.int32),
+                                                    1.0 - max_faces / len(f))
+            v, f = np.asarray(v32, np.float64), np.asarray(f32, np.int64)
         except Exception:
             pass
-    m.apply_translation(shift)
-    write_text_atomic(path, m.export(file_type="stl"))
+    tri = v[f] + np.asarray(shift, float)
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    packed = np.zeros(len(f), _STL_FACE)
+    packed["normal"] = n
+    packed["vertices"] = tri
+    header = np.zeros(80, np.uint8).tobytes() + np.uint32(len(f)).tobytes()
+    write_text_atomic(path, header + packed.tobytes())
 
 
-def _mesh(s: Surface, faces_mask: np.ndarray | None = None):
-    import trimesh
+class _CutDistance:
+    """Distance (mm) of the head's face centres to the nearest cut (wound) face centre.
 
-    f = s.faces if faces_mask is None else s.faces[faces_mask]
-    return trimesh.Trimesh(s.verts, f, process=True)
+    Against one cut face per 1.5 mm cell first (at most the cell's diagonal ``err`` above the
+    exact value, never below it); a band ``|d - target| <= tol`` then needs the exact value
+    only for the faces that this bound leaves undecided.
+    """
+
+    CELL_MM = 1.5
+
+    def __init__(self, head: Surface, upto_mm: float) -> None:
+        """``upto_mm``: the largest ``target + tol`` that :meth:`band` will be asked for."""
+        from scipy.spatial import cKDTree
+
+        self.c = head.centres
+        self.healthy = ~head.cut
+        cc = self.c[head.cut]
+        self.tree = cKDTree(cc) if len(cc) else None
+        self.coarse = np.full(len(self.c), np.inf)
+        self.err = self.CELL_MM * np.sqrt(3.0)
+        self.upto = upto_mm
+        if len(cc):
+            key = np.floor(cc / self.CELL_MM).astype(np.int64)
+            _, first = np.unique(key, axis=0, return_index=True)
+            self.coarse = cKDTree(cc[np.sort(first)]).query(
+                self.c, distance_upper_bound=upto_mm + self.err)[0]
+
+    def exact(self, idx: np.ndarray) -> np.ndarray:
+        """Exact distances of the faces ``idx``."""
+        if self.tree is None or not len(idx):
+            return np.full(len(idx), np.inf)
+        return self.tree.query(self.c[idx])[0]
+
+    def band(self, target: float, tol: float) -> np.ndarray:
+        """Healthy faces with ``|distance - target| <= tol`` (indices, ascending)."""
+        if self.tree is None:
+            return np.zeros(0, int)
+        if target + tol > self.upto:  # beyond the coarse distances' range: all exactly
+            cand = np.flatnonzero(self.healthy)
+            d = self.exact(cand)
+            return cand[np.abs(d - target) <= tol]
+        lo, hi = target - tol, target + tol
+        c = self.coarse  # exact value in [c - err, c]
+        sure = self.healthy & (c <= hi) & (c - self.err >= lo)
+        maybe = np.flatnonzero(self.healthy & ~sure & (c >= lo) & (c - self.err <= hi))
+        d = (self.tree.query(self.c[maybe], distance_upper_bound=hi + 1e-6)[0]
+             if len(maybe) else np.zeros(0))
+        sure[maybe[np.abs(d - target) <= tol]] = True
+        return np.flatnonzero(sure)
 
 
 def _place(head: Surface, plane: dict, cand: ex.Candidate, scalp_mm: float,
-           s: ReconstructionSettings, head_centre: np.ndarray) -> list[dict]:
+           s: ReconstructionSettings, head_centre: np.ndarray,
+           cut_dist: _CutDistance) -> list[dict]:
     """Positions/frames (scan mm) of ``cand.n`` expanders on the healthy scalp."""
-    from scipy.spatial import cKDTree
-
-    cut_c = head.centres[head.cut]
     c = head.centres
-    dist = cKDTree(cut_c).query(c)[0] if len(cut_c) else np.full(len(c), np.inf)
-    nrm = head.normals()
-    flip = ((c - head_centre) * nrm).sum(1) < 0
-    nrm[flip] *= -1
     target = s.placement.clearance_mm + cand.product.width_cm * 10.0 / 2.0
     tol = max(3.0, 2 * max(np.abs(np.diff(head.verts[head.faces[:1]], axis=1)).max(), 1.0))
-    band = (~head.cut) & (np.abs(dist - target) <= tol)
-    rel = c - plane["centre"]
+    idx = cut_dist.band(target, tol)
+    v = head.verts[head.faces[idx]]
+    nrm = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    flip = ((c[idx] - head_centre) * nrm).sum(1) < 0
+    nrm[flip] *= -1
+    rel = c[idx] - plane["centre"]
     ang = np.arctan2(rel @ plane["e1"], rel @ plane["e2"])
     out = []
     for k in range(cand.n):
         phi = 2 * np.pi * k / cand.n
-        if not band.any():
+        if not len(idx):
             break
         diff = np.abs(np.angle(np.exp(1j * (ang - phi))))
-        diff[~band] = np.inf
-        i = int(np.argmin(diff))
-        p, n = c[i], nrm[i]
+        m = int(np.argmin(diff))
+        i = int(idx[m])
+        p, n = c[i], nrm[m]
         toward = plane["centre"] - p
         t = toward - (toward @ n) * n
         t /= max(np.linalg.norm(t), 1e-9)
@@ -204,24 +308,123 @@ def _place(head: Surface, plane: dict, cand: ex.Candidate, scalp_mm: float,
         frame[:3, 0], frame[:3, 1], frame[:3, 2] = long, t, n
         frame[:3, 3] = p - n * scalp_mm
         out.append({"surface_point": p, "normal": n, "long_axis": long, "frame": frame,
-                    "distance_to_defect_mm": float(dist[i]), "angle_deg": float(np.rad2deg(phi))})
+                    "distance_to_defect_mm": float(cut_dist.exact(np.array([i]))[0]),
+                    "angle_deg": float(np.rad2deg(phi))})
     return out
 
 
-def _ring_cm(head: Surface, plane: dict, target_mm: float) -> float:
+def _ring_cm(head: Surface, plane: dict, target_mm: float, cut_dist: _CutDistance) -> float:
     """Circumference (cm) of the ring of scalp ``target_mm`` from the defect (in-plane radius)."""
-    from scipy.spatial import cKDTree
-
-    cut_c = head.centres[head.cut]
-    if not len(cut_c):
+    idx = cut_dist.band(target_mm, 3.0)
+    if not len(idx):
         return 0.0
-    dist = cKDTree(cut_c).query(head.centres)[0]
-    band = (~head.cut) & (np.abs(dist - target_mm) <= 3.0)
-    if not band.any():
-        return 0.0
-    rel = head.centres[band] - plane["centre"]
+    rel = head.centres[idx] - plane["centre"]
     r = np.hypot(rel @ plane["e1"], rel @ plane["e2"])
     return float(2 * np.pi * np.median(r) / 10.0)
+
+
+def _contact(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Voxels of ``a`` with a face neighbour in ``b`` (``"A"``) and of ``b`` with one in ``a``
+    (``"B"``)."""
+    ca, cb = np.zeros(a.shape, bool), np.zeros(a.shape, bool)
+    ba, bb = cr.bbox(a), cr.bbox(b)
+    if ba is None or bb is None:
+        return {"A": ca, "B": cb}
+    box = tuple((max(p[0], q[0]) - 1, min(p[1], q[1]) + 1) for p, q in zip(ba, bb, strict=True))
+    box = tuple((max(0, lo), min(n, hi)) for (lo, hi), n in zip(box, a.shape, strict=True))
+    if any(lo >= hi for lo, hi in box):
+        return {"A": ca, "B": cb}
+    x, y = a[cr.sl(box)], b[cr.sl(box)]
+    sa, sb = ca[cr.sl(box)], cb[cr.sl(box)]
+    for ax in range(3):
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax], hi[ax] = slice(0, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        ab = x[lo] & y[hi]  # a at i, b at i + 1
+        ba_ = y[lo] & x[hi]  # b at i, a at i + 1
+        sa[lo] |= ab
+        sb[hi] |= ab
+        sb[lo] |= ba_
+        sa[hi] |= ba_
+    return {"A": ca, "B": cb}
+
+
+def _centroid(mask: np.ndarray, vol: Volume) -> np.ndarray:
+    """World centroid (mm) of ``mask``."""
+    n = float(mask.sum())
+    kji = [float((mask.sum(axis=tuple(a for a in range(3) if a != ax))
+                  * np.arange(mask.shape[ax])).sum()) / n for ax in range(3)]
+    return vol.index_to_world(np.array(kji))
+
+
+def _full(sub: np.ndarray, box: cr.Box, shape) -> np.ndarray:
+    out = np.zeros(shape, sub.dtype)
+    out[cr.sl(box)] = sub
+    return out
+
+
+def _min_distance(mask: np.ndarray, target: np.ndarray, box: cr.Box | None, vol: Volume,
+                  near_mm: float = 20.0) -> float | None:
+    """Smallest distance (mm) between voxel centres of ``mask`` (inside ``box``) and
+    ``target`` (0 where they overlap)."""
+    from scipy.spatial import cKDTree
+
+    if box is None or not target.any():
+        return None
+    sp = vol.spacing_kji
+    big = cr.grow(box, near_mm, sp, mask.shape)
+    t = target[cr.sl(big)]
+    m = mask[cr.sl(box)]
+    if (m & t[cr.sl(box, big)]).any():
+        return 0.0
+    edge = cr.boundary(t) if t.any() else t
+    if edge.any():
+        lo_b = np.array([b[0] for b in big])
+        lo_m = np.array([b[0] for b in box])
+        d, _ = cKDTree(cr.to_world(vol, np.argwhere(edge) + lo_b)).query(
+            cr.to_world(vol, np.argwhere(m) + lo_m))
+        if float(d.min()) <= near_mm:
+            return float(d.min())
+    return float(ndi.distance_transform_edt(~target, sampling=sp)[mask].min())
+
+
+class _Work:
+    """Arrays shared by both twins on the working box around the cut."""
+
+    def __init__(self, tissues: Volume, own: np.ndarray, heads: dict, contact: dict,
+                 box: cr.Box) -> None:
+        self.box = box
+        self.lo = tuple(b[0] for b in box)
+        self.volume = cr.crop_volume(tissues, box)
+        self._sp = tissues.spacing_kji
+        self._own = own[cr.sl(box)]
+        self._tissue = (heads["A"] | heads["B"])[cr.sl(box)]
+        self._cut = (contact["A"] | contact["B"])[cr.sl(box)]
+        self._nearest: np.ndarray | None = None
+        self._d_cut: np.ndarray | None = None
+
+    def d_cut(self) -> np.ndarray:
+        """Distance (mm) from the cut (the voxels of either twin that touch the other)."""
+        if self._d_cut is None:  # for the fit band (8-45 mm): blocks of about 2 mm suffice
+            self._d_cut = cr.coarse_edt(self._cut, self._sp, cr.coarse_factor(self._sp))
+        return self._d_cut
+
+    def opened(self, name: str) -> np.ndarray:
+        """``D`` of twin ``name``: the other twin's tissue and the air nearer to it."""
+        if self._nearest is None:
+            f = max(1, round(1.0 / max(self._sp)))
+            if f == 1:  # exact: the owner of the nearest tissue voxel
+                idx = ndi.distance_transform_edt(~self._tissue, sampling=self._sp,
+                                                 return_distances=False, return_indices=True)
+                self._nearest = self._own[tuple(idx)]
+            else:  # sub-mm voxels: the air is split on blocks of about 1 mm
+                d = {c: cr.coarse_edt(self._own == c, self._sp, f) for c in (Owner.A, Owner.B)}
+                self._nearest = np.where(d[Owner.B] < d[Owner.A], Owner.B, Owner.A).astype(
+                    np.uint8)
+                del d
+                self._nearest[self._tissue] = self._own[self._tissue]
+        return self._nearest == (Owner.B if name == "A" else Owner.A)
 
 
 def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product],
@@ -262,10 +465,23 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
     heads = {k: (own == code) & (tis > 0) for k, (code, _) in TWINS.items()}
     if not heads["A"].any() or not heads["B"].any():
         raise InputError("labels/twins.nii.gz must hold tissue of both twins (1 A, 2 B)")
-    dist = {k: ndi.distance_transform_edt(~m, sampling=sp) for k, m in heads.items()}
+    shape = tis.shape
+    # the cut: voxels of each twin with a face neighbour of the other
+    contact = _contact(heads["A"], heads["B"])
+    cbox = cr.bbox(contact["A"] | contact["B"])
+    if cbox is None:
+        raise InputError("twin A does not touch twin B: nothing to reconstruct")
     tol = 0.5 * max(sp) + 0.25 * min(sp)
-    centres = {k: tissues.index_to_world(np.argwhere(m).mean(0)) for k, m in heads.items()}
+    # distance to the other twin's tissue, near the cut only (faces within ``tol`` of it)
+    near_lim = tol + 2.0 * max(sp)
+    nbox = cr.grow(cbox, near_lim, sp, shape)
+    d_near = {k: cr.edt_box(heads[o], nbox, near_lim, sp) for k, o in (("A", "B"), ("B", "A"))}
+    centres = {k: _centroid(m, tissues) for k, m in heads.items()}
     n_ab = centres["B"] - centres["A"]
+    # the working box: everything the implant design looks at lies within the fit band and
+    # the largest bulge of the cut
+    reach_mm = max(s.implant.fit_band_mm[1], s.implant.max_bulge_mm) + 4.0 * max(sp)
+    work = _Work(tissues, own, heads, contact, cr.grow(cbox, reach_mm, sp, shape))
     twins_out, scalp_out, cran_out, exp_out, arrays = {}, {}, {}, {}, {}
     warnings_all: list[str] = []
     planes = {}
@@ -273,15 +489,20 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         other = "B" if name == "A" else "A"
         report(f"twin {name}: defects", 0.05 + 0.45 * step)
         hx = heads[name]
-        cran = hx & (tis >= Tissue.BONE)
-        intra = hx & (tis >= Tissue.CSF)
-        bone = hx & (tis == Tissue.BONE)
-        brain = hx & (tis == Tissue.BRAIN)
-        d_other, d_own = dist[other], dist[name]
+        w = work
+        hbox = cr.bbox(hx)
         surfs = {}
-        for level, m in (("scalp", hx), ("bone", cran), ("dura", intra)):
-            su = surface(m, tissues)
-            su.cut = sample(d_other, su.centres_kji) < tol
+        wsl = cr.sl(w.box)
+        tw = tis[wsl]
+        hw = hx[wsl]
+        cran_w = hw & (tw >= Tissue.BONE)
+        intra_w = hw & (tw >= Tissue.CSF)
+        bone_w = hw & (tw == Tissue.BONE)
+        # full head (wound, placement, model); bone and dura levels only near the cut
+        for level, m, off in (("scalp", hx, (0, 0, 0)), ("bone", cran_w, w.lo),
+                              ("dura", intra_w, w.lo)):
+            su = surface(m, tissues, offset=off)
+            su.cut = sample(d_near[name], su.centres_kji, box=nbox, outside=np.inf) < tol
             surfs[level] = su
         head = surfs["scalp"]
         if not head.cut.any():
@@ -290,47 +511,82 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         planes[name] = plane
         # thickness of the scalp and of the skull near the defect: volume / outer area
         lo, hi = s.implant.fit_band_mm
-        band_vox = (d_other >= lo) & (d_other <= hi)
+        d_cut = w.d_cut()
+        band_w = (d_cut >= lo) & (d_cut <= hi)
         skull = surfs["bone"]
-        sk_band = (~skull.cut) & (sample(band_vox, skull.centres_kji, 0) > 0.5)
-        hd_band = (~head.cut) & (sample(band_vox, head.centres_kji, 0) > 0.5)
+        sk_band = (~skull.cut) & (sample(band_w, skull.centres_kji, 0, box=w.box) > 0.5)
+        hd_band = (~head.cut) & (sample(band_w, head.centres_kji, 0, box=w.box) > 0.5)
         area_sk = skull.areas_mm2[sk_band].sum()
         area_hd = head.areas_mm2[hd_band].sum()
         vox = tissues.voxel_volume_mm3
-        t_bone = (bone & band_vox).sum() * vox / area_sk if area_sk else s.implant.min_thickness_mm
-        t_scalp = ((hx & (tis == Tissue.SCALP) & band_vox).sum() * vox / area_hd
+        t_bone = ((bone_w & band_w).sum() * vox / area_sk if area_sk
+                  else s.implant.min_thickness_mm)
+        t_scalp = ((hw & (tw == Tissue.SCALP) & band_w).sum() * vox / area_hd
                    if area_hd else 4.0)
+        del band_w
         if s.implant.thickness_mm is not None:
             t_bone = s.implant.thickness_mm
         t_bone = float(np.clip(t_bone, s.implant.min_thickness_mm, s.implant.max_thickness_mm))
         if s.placement.scalp_thickness_mm is not None:
             t_scalp = s.placement.scalp_thickness_mm
         t_scalp = float(t_scalp)
-        # implant
+        # implant, on the working box (on the whole grid if it reaches the box's edge)
         report(f"twin {name}: implant", 0.2 + 0.45 * step)
-        des = cr.design_implant(tissues, cran, intra, d_own, d_other, t_bone, s.implant)
-        implant = des["implant"]
-        check = cr.closure_check(bone, implant, cran, intra, des["opened"])
+        des = cr.design_implant(w.volume, cran_w, intra_w, w.opened(name), d_cut, t_bone,
+                                s.implant)
+        if des["touches_border"] and w.box != tuple((0, n) for n in shape):
+            w = _Work(tissues, own, heads, contact, tuple((0, n) for n in shape))
+            wsl = cr.sl(w.box)
+            tw, hw = tis[wsl], hx[wsl]
+            cran_w = hw & (tw >= Tissue.BONE)
+            intra_w = hw & (tw >= Tissue.CSF)
+            des = cr.design_implant(w.volume, cran_w, intra_w, w.opened(name), w.d_cut(),
+                                    t_bone, s.implant)
+        implant_w, closed_w, opened_w = des["implant"], des["closed"], des["opened"]
+        implant = np.zeros(shape, bool)
+        implant[wsl] = implant_w
+        # closure: on the box of the child and its implant grown by a voxel (no wall beyond)
+        ibox = cr.bbox(implant_w)
+        if ibox is not None:
+            ibox = tuple((a + o, b + o) for (a, b), o in zip(ibox, w.lo, strict=True))
+        kbox = cr.grow(cr.union(hbox, ibox), 0.0, sp, shape)
+        ksl = cr.sl(kbox)
+        tk = tis[ksl]
+        hk = hx[ksl]
+        opened_k = np.zeros(hk.shape, bool)
+        ov = tuple((max(a[0], b[0]), min(a[1], b[1])) for a, b in zip(kbox, w.box, strict=True))
+        if all(lo_ < hi_ for lo_, hi_ in ov):
+            opened_k[cr.sl(ov, kbox)] = opened_w[cr.sl(ov, w.box)]
+        check = cr.closure_check(hk & (tk == Tissue.BONE), implant[ksl], hk & (tk >= Tissue.BONE),
+                                 hk & (tk >= Tissue.CSF), opened_k)
+        del tk, hk, opened_k
+        brain = hx & (tis == Tissue.BRAIN)
         brain_overlap = int((implant & brain).sum())
-        if implant.any() and brain.any():
-            d_brain = ndi.distance_transform_edt(~brain, sampling=sp)
-            min_brain = float(d_brain[implant].min())
-        else:
-            min_brain = None
-        imp_surf = surface(implant, tissues, sigma_vox=0.0)
+        min_brain = _min_distance(implant, brain, ibox, tissues)
+        imp_surf = surface(implant_w, tissues, sigma_vox=0.0, offset=w.lo)
         imp_mesh = trimesh.Trimesh(imp_surf.verts, imp_surf.faces, process=True)
         # closed head: scalp over the closed cranium, in the opened space
-        d_closed = ndi.distance_transform_edt(~des["closed"], sampling=sp)
-        reach = dist[name] <= s.implant.max_bulge_mm + t_scalp
-        closed_head = hx | (des["opened"] & (d_closed <= t_scalp) & reach)
-        ch = surface(closed_head, tissues)
-        new = sample(des["opened"], ch.centres_kji) > 0.5
+        f = cr.coarse_factor(sp)
+        obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,
+                           cr.coarse_error(sp, f))
+        closed_head = hw.copy()
+        if obox is not None:
+            d_closed = cr.edt_box(closed_w, obox, t_scalp, sp)
+            closed_head[cr.sl(obox)] |= opened_w[cr.sl(obox)] & (d_closed <= t_scalp)
+            del d_closed
+        ch = surface(closed_head, tissues, offset=w.lo)
+        new = sample(opened_w, ch.centres_kji, box=w.box) > 0.5
         scalp_needed = float(ch.areas_mm2[new].sum() / 100.0)
         # missing skull: the outer surface of the closed cranium in the opened space
-        cs = surface(des["closed"], tissues)
-        in_open = sample(des["opened"], cs.centres_kji) > 0.5
+        cs = surface(closed_w, tissues, offset=w.lo)
+        in_open = sample(opened_w, cs.centres_kji, box=w.box) > 0.5
         bone_missing = float(cs.areas_mm2[in_open].sum() / 100.0)
-        arrays[name] = {"implant": implant, "closed": des["closed"], "opened": des["opened"]}
+        arrays[name] = {"implant": implant, "closed": _full(closed_w, w.box, shape),
+                        "opened": _full(opened_w, w.box, shape)}
+        # the farthest band asked for: the placement ring of the widest expander
+        d_faces = _CutDistance(head, s.placement.clearance_mm
+                               + 5.0 * max(p.width_cm for p in products)
+                               + max(3.0, 4.0 * max(sp) + 2.0) + 1.0)
         # separated frame
         unit = n_ab / np.linalg.norm(n_ab)
         shift = (-0.5 if name == "A" else 0.5) * s.separation_distance_mm * unit
@@ -340,16 +596,20 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             outline = outline[np.linspace(0, len(outline) - 1, 96).astype(int)]
         models = {}
         if models_dir is not None:
+            # display meshes sampled at about 1 mm (then decimated to the display cap)
+            step = max(1, round(1.0 / max(sp)))
+            head_disp = head if step == 1 else surface(hx, tissues, step=step)
+            skull_surf = surface(hx & (tis == Tissue.BONE), tissues, sigma_vox=0.0, step=step)
             files = {
-                "head": (_mesh(head), MAX_DISPLAY_FACES),
-                "skull": (_mesh(surface(bone, tissues, sigma_vox=0.0)), MAX_DISPLAY_FACES),
-                "defect": (_mesh(head, head.cut), None),
+                "head": (head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES),
+                "skull": (skull_surf.verts, skull_surf.faces, MAX_DISPLAY_FACES),
+                "defect": (head.verts, head.faces[head.cut], None),
             }
             if len(imp_mesh.faces):
-                files["implant"] = (imp_mesh, None)
-            for key, (m, cap) in files.items():
+                files["implant"] = (imp_mesh.vertices, imp_mesh.faces, None)
+            for key, (vv, ff, cap) in files.items():
                 fn = f"twin_{name}_{key}.stl"
-                _write_stl(m, models_dir / fn, shift, cap)
+                _write_stl(vv, ff, models_dir / fn, shift, cap)
                 models[key] = f"models/{fn}"
         twins_out[name] = {
             "scalp_defect_cm2": areas["scalp"],
@@ -371,9 +631,9 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         report(f"twin {name}: expanders", 0.35 + 0.45 * step)
         width_cm = plane["width_mm"] / 10.0
         typical_w = float(np.median([p.width_cm for p in products])) * 10.0
-        ring = _ring_cm(head, plane, s.placement.clearance_mm + typical_w / 2.0)
+        ring = _ring_cm(head, plane, s.placement.clearance_mm + typical_w / 2.0, d_faces)
         cand, warns = ex.choose(products, scalp_needed, width_cm, ring, s)
-        places = _place(head, plane, cand, t_scalp, s, centres[name])
+        places = _place(head, plane, cand, t_scalp, s, centres[name], d_faces)
         if len(places) < cand.n:
             warns.append(f"only {len(places)} of {cand.n} expanders could be placed on the "
                          "healthy scalp")
@@ -398,7 +658,7 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             if models_dir is not None:
                 fn = f"twin_{name}_expander_{k}.stl"
                 dome = ex.expander_mesh(cand.product, h_cm, pl["frame"])
-                _write_stl(dome, models_dir / fn, shift)
+                _write_stl(dome.vertices, dome.faces, models_dir / fn, shift)
                 entry["model"] = f"models/{fn}"
             items.append(entry)
         exp_out[name] = items
