@@ -36,8 +36,8 @@ def _make_case(root: Path, ct: Volume) -> Case:
 
 
 # --- segmentation from the CT ---------------------------------------------------------------
-# Measured at 2 mm (phantom defaults, seed 0): scalp 0.997, bone 1.000, CSF 0.90,
-# brain 0.973, vessel 0.997 (total); partial and angular within 0.005 of these.
+# Measured at 2 mm (phantom defaults, seed 0): scalp 0.997, bone 1.000, CSF 0.904,
+# brain 0.973, vessel 1.000 (total); partial and angular within 0.005 of these.
 MIN_DICE = {Tissue.SCALP: 0.98, Tissue.BONE: 0.98, Tissue.CSF: 0.86, Tissue.BRAIN: 0.96,
             Tissue.VESSEL: 0.93}
 
@@ -101,12 +101,48 @@ def test_oblique_anisotropic_phantom(make_phantom_obj):
     seg = segment_ct(ph.ct)
     assert seg.same_grid(ph.ct)
     truth = ph.tissues.array
-    # measured: scalp 0.997, bone 1.000, CSF 0.88, brain 0.969, vessel 0.90
+    # measured: scalp 0.997, bone 1.000, CSF 0.896, brain 0.971, vessel 0.997
     for code, floor in [(Tissue.SCALP, 0.98), (Tissue.BONE, 0.98), (Tissue.BRAIN, 0.95),
-                        (Tissue.VESSEL, 0.8)]:
+                        (Tissue.VESSEL, 0.95)]:
         d = _dice(seg.array == code, truth == code)
         assert d >= floor, f"{code.name}: Dice {d:.3f} < {floor}"
     assert _bridges(seg.array == Tissue.VESSEL, ph.owner.array) >= 1
+
+
+# The fine anisotropic grid of a real venogram: the sinuses lie against the skull, so
+# the blurred bone's spill and the bone/contrast edge decide the vessel's edge voxels.
+FINE_OBLIQUE = {"fusion": "total", "oblique": 30.0, "spacing": (0.9, 0.9, 1.6)}
+
+
+@pytest.mark.slow
+def test_oblique_anisotropic_fine_grid(make_phantom_obj):
+    from twinsep.tissues import segment_ct
+
+    ph = make_phantom_obj(**FINE_OBLIQUE)
+    seg = segment_ct(ph.ct)
+    assert seg.same_grid(ph.ct)
+    truth = ph.tissues.array
+    # measured: scalp 0.997, bone 0.997, CSF 0.895, brain 0.973, vessel 0.941
+    for code, floor in [(Tissue.SCALP, 0.99), (Tissue.BONE, 0.99), (Tissue.CSF, 0.88),
+                        (Tissue.BRAIN, 0.96), (Tissue.VESSEL, 0.92)]:
+        d = _dice(seg.array == code, truth == code)
+        assert d >= floor, f"{code.name}: Dice {d:.3f} < {floor}"
+    owner = ph.owner.array
+    assert _bridges(truth == Tissue.VESSEL, owner) >= 1
+    assert _bridges(seg.array == Tissue.VESSEL, owner) >= 1
+
+
+@pytest.mark.slow
+def test_no_vessel_crossing_without_shared_sinus_1mm(make_phantom_obj):
+    from twinsep.tissues import segment_ct
+
+    ph = make_phantom_obj(fusion="total", shared_sinus=False, spacing=1.0)
+    seg = segment_ct(ph.ct).array
+    owner = ph.owner.array
+    assert _bridges(ph.tissues.array == Tissue.VESSEL, owner) == 0
+    assert _bridges(seg == Tissue.VESSEL, owner) == 0
+    # measured 0.897
+    assert _dice(seg == Tissue.VESSEL, ph.tissues.array == Tissue.VESSEL) >= 0.88
 
 
 def test_settings_documented_and_validated():
