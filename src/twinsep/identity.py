@@ -36,12 +36,9 @@ memory. Everything is deterministic.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -784,19 +781,6 @@ def dice_scores(
 
 
 # --- case folder -----------------------------------------------------------------------------
-def _write_volume_atomic(vol: Volume, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        vol.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def identify_case(
     case,
     *,
@@ -830,7 +814,7 @@ def identify_case(
     -------
     IdentityResult
     """
-    from twinsep.casefolder import update_plan
+    from twinsep.casefolder import update_plan, write_volume
 
     say = progress or (lambda _msg: None)
     case.require(case.tissues, hint="run `twinsep segment` first")
@@ -839,7 +823,7 @@ def identify_case(
     tissues = Volume.read(case.tissues)
     say("identifying the twins")
     result = identify(tissues, seed_a_mm=seed_a, seed_b_mm=seed_b, method=method)
-    _write_volume_atomic(result.owner, case.twins)
+    write_volume(result.owner, case.twins)
     if not result.conjoined:
         update_plan(
             case,

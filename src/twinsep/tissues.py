@@ -55,10 +55,7 @@ rim at about 1 mm); full resolution is kept for every voxel-level decision.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +64,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twinsep.casefolder import Case, sha256_array, sha256_file, update_plan
+from twinsep.casefolder import Case, sha256_array, sha256_file, update_plan, write_volume
 from twinsep.errors import InputError
 from twinsep.image import Volume, resample_like
 from twinsep.labels import TISSUE_NAMES, Tissue
@@ -1090,21 +1087,6 @@ def tissue_stats(tissues: Volume) -> dict[str, dict[str, float]]:
     }
 
 
-def _write_volume_atomic(vol: Volume, path: Path) -> None:
-    """Write an image beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        vol.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def segment_case(
     case: Case,
     *,
@@ -1160,7 +1142,7 @@ def segment_case(
     section["inputs"] = inputs
     section["tissues"] = tissue_stats(tissues)
     section["output_sha256"] = sha256_array(tissues.array)
-    _write_volume_atomic(tissues, case.tissues)
+    write_volume(tissues, case.tissues)
     update_plan(case, segmentation=section)
     return SegmentResult(
         tissues=tissues, path=case.tissues, source=section["source"], section=section

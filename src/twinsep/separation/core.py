@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinsep.casefolder import Case
+from twinsep.casefolder import Case, write_volume
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.labels import Owner, Tissue
@@ -419,13 +419,13 @@ def separate_case(case: Case, *, risk_file: str | Path | None = None, **kwargs) 
     twins = Volume.read(case.twins)
     written = (plan.get("separation") or {}).get("owner_map_sha256")
     if not ident_path.exists() or sha256_array(twins.array) != written:
-        _write_volume_atomic(twins, ident_path)
+        write_volume(twins, ident_path)
     identity = Volume.read(ident_path)
     tissues = Volume.read(case.tissues)
     risk = load_risk(risk_file)
     sep = separate(tissues, identity, risk, **kwargs)
     final = tissues.with_array(sep.owner.astype(np.uint8))
-    _write_volume_atomic(final, case.twins)
+    write_volume(final, case.twins)
     case.models.mkdir(parents=True, exist_ok=True)
     from twinsep.separation.mesh import write_ply
 
@@ -443,18 +443,3 @@ def separate_case(case: Case, *, risk_file: str | Path | None = None, **kwargs) 
     })
     update_plan(case, separation=sep.summary)
     return sep
-
-
-def _write_volume_atomic(vol: Volume, path: Path) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        vol.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
