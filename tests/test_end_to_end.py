@@ -107,3 +107,40 @@ def test_not_conjoined_stops_after_identify(make_phantom_case, tmp_path: Path, c
     assert status["separate"] == "not applicable"
     assert _sections(out) == NOT_CONJOINED_SECTIONS
     assert json.loads((out / ".twinsep" / "stages.json").read_text())["stages"]["report"]
+
+
+KINDS = {
+    "type I": {"fusion": "total", "axial_rotation": 0.0},
+    "type II": {"fusion": "total", "axial_rotation": 180.0},
+    # 2 mm: at 3 mm the 4 mm connector veins are too coarse for the cut to divide them (the
+    # min-risk cut then wraps round B's short stretch of sinus instead)
+    "angular": {"fusion": "total", "long_axis_angle": 120.0, "axial_rotation": 45.0,
+                "spacing": 2.0},
+    "oblique anisotropic": {"fusion": "total", "axial_rotation": 90.0, "oblique": 25.0,
+                            "spacing": (2.5, 3.0, 3.5)},
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_kind_plans_and_classifies(make_phantom_case, tmp_path: Path, kind: str) -> None:
+    spec = {"spacing": SPACING, **KINDS[kind]}
+    ph = make_phantom_case(**spec)
+    truth = read_json(ph / "truth.json")["classification"]
+    out = tmp_path / "case"
+    assert _plan(ph / "ct.nii.gz", out) == 0
+    plan = read_json(out / "plan.json")
+    validate_plan(plan)
+    got = plan["classification"]
+    assert (got["fusion"], got["orientation"], got["type"]) == (
+        truth["fusion"], truth["orientation"], truth["type"])
+    assert plan["separation"]["crossing_vessels"], "the shared sinus must be divided"
+    assert _sections(out) == CONJOINED_SECTIONS
+
+
+def test_same_input_same_plan_in_another_folder(make_phantom_case, tmp_path: Path) -> None:
+    """plan.json holds no paths or times: two folders, byte-identical plans."""
+    ph = make_phantom_case(spacing=SPACING)
+    for name in ("one", "two"):
+        assert _plan(ph / "ct.nii.gz", tmp_path / name, "--roster", str(ROSTER)) == 0
+    assert (tmp_path / "one" / "plan.json").read_bytes() == (
+        tmp_path / "two" / "plan.json").read_bytes()
