@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
+from twinsep.separation.metrics import face_masks
 
 _A, _B = 1, 2
 _STRUCT6 = ndi.generate_binary_structure(3, 1)
@@ -129,15 +130,9 @@ def upsample(a: np.ndarray, ratio: tuple[int, int, int], shape: tuple[int, int, 
 def interface_mask(owner: np.ndarray) -> np.ndarray:
     """Voxels of A or B with a 6-neighbour of the other twin."""
     out = np.zeros(owner.shape, dtype=bool)
-    for ax in range(3):
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[ax] = slice(None, -1)
-        hi[ax] = slice(1, None)
-        a, b = owner[tuple(lo)], owner[tuple(hi)]
-        m = ((a == _A) & (b == _B)) | ((a == _B) & (b == _A))
-        out[tuple(lo)] |= m
-        out[tuple(hi)] |= m
+    for _, lo, hi, m in face_masks(owner):
+        out[lo] |= m
+        out[hi] |= m
     return out
 
 

@@ -22,15 +22,21 @@ from twinsep.separation.risk import TISSUE_KEYS
 _A, _B = 1, 2
 
 
-def cut_faces(owner: np.ndarray):
-    """Yield ``(axis, lo_index_tuple, hi_index_tuple)`` arrays of the A|B faces."""
+def face_masks(owner: np.ndarray):
+    """Yield ``(axis, lo_slices, hi_slices, mask)`` per axis: ``mask`` marks the A|B faces
+    between ``owner[lo_slices]`` and ``owner[hi_slices]`` (6-neighbours along ``axis``)."""
     for ax in range(3):
         lo = [slice(None)] * 3
         hi = [slice(None)] * 3
         lo[ax] = slice(None, -1)
         hi[ax] = slice(1, None)
         a, b = owner[tuple(lo)], owner[tuple(hi)]
-        m = ((a == _A) & (b == _B)) | ((a == _B) & (b == _A))
+        yield ax, tuple(lo), tuple(hi), ((a == _A) & (b == _B)) | ((a == _B) & (b == _A))
+
+
+def cut_faces(owner: np.ndarray):
+    """Yield ``(axis, lo_index_tuple, hi_index_tuple)`` arrays of the A|B faces."""
+    for ax, _, _, m in face_masks(owner):
         lo_idx = np.nonzero(m)
         hi_idx = list(lo_idx)
         hi_idx[ax] = lo_idx[ax] + 1
