@@ -12,6 +12,7 @@ for ``scipy.ndimage`` and ``skimage`` functions that take ``sampling=``/``spacin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +183,21 @@ class Volume:
         import SimpleITK as sitk
 
         sitk.WriteImage(self.to_sitk(), str(path), useCompression=True)
+
+
+def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice, ...] | None:
+    """Slices (array order) of the bounding box of the True voxels of ``mask``, grown by
+    ``pad`` voxels per axis and clipped to the array; None when ``mask`` is empty."""
+    pads = [int(pad)] * mask.ndim if np.isscalar(pad) else [int(p) for p in pad]
+    out = []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        hit = np.flatnonzero(mask.any(axis=other))
+        if hit.size == 0:
+            return None
+        out.append(slice(max(int(hit[0]) - pads[ax], 0),
+                         min(int(hit[-1]) + pads[ax] + 1, mask.shape[ax])))
+    return tuple(out)
 
 
 def resample_like(moving: Volume, reference: Volume, *, nearest: bool = True, default=0) -> Volume:

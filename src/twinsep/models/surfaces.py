@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twinsep.image import Volume
+from twinsep.image import Volume, bounding_box
 
 #: Iso-level of marching cubes on the 0-1 occupancy field. Just below 0.5: on a binary
 #: field the saddle of two diagonal voxels is exactly 0.5, and skimage then resolves the
@@ -255,18 +255,6 @@ def block_factors(spacing_kji: tuple[float, float, float], mc_spacing_mm: float)
     """Integer block size per array axis so that each block is at most ``mc_spacing_mm``
     (never below one voxel)."""
     return tuple(max(1, int(np.floor(mc_spacing_mm / s + 1e-6))) for s in spacing_kji)
-
-
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box (array order) of the True voxels, or None when there are none."""
-    out = []
-    for ax in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != ax)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if hit.size == 0:
-            return None
-        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(out)
 
 
 def _block_sum(m: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:

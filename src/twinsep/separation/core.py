@@ -11,7 +11,7 @@ import numpy as np
 
 from twinsep.casefolder import Case, write_volume
 from twinsep.errors import InputError
-from twinsep.image import Volume
+from twinsep.image import Volume, bounding_box
 from twinsep.labels import Owner, Tissue
 from twinsep.separation.alternatives import (
     ALTERNATIVES,
@@ -24,7 +24,6 @@ from twinsep.separation.graphcut import (
     Pyramid,
     _fill_unowned,
     _near,
-    bbox,
     block_any,
     block_owner,
     interface_mask,
@@ -109,7 +108,7 @@ def _work_box(own: np.ndarray, tissue: np.ndarray, spacing_kji, coarse_mm: float
         mask, sinus_mm = sinus
         part = block_any(mask, f0) & _near(iface, sinus_mm + diag, sp0)
         near |= _near(part, corridor_mm + diag, sp0)
-    cb = bbox(near & t0, 2)
+    cb = bounding_box(near & t0, 2)
     if cb is None:
         return tuple(slice(0, n) for n in own.shape)
     return tuple(slice(b.start * f, min(b.stop * f, n))
@@ -150,7 +149,7 @@ def _measure(owner: np.ndarray, reg: _Region, n_vessels: int,
     voxels of A and of B (all, and per vessel component) over the whole volume. Faces
     and mesh are taken on the bounding box of the cut only."""
     sk = reg.volume.spacing_kji
-    win = bbox(interface_mask(owner), 4) or tuple(slice(0, n) for n in owner.shape)
+    win = bounding_box(interface_mask(owner), 4) or tuple(slice(0, n) for n in owner.shape)
     fm = face_measures(owner[win], reg.tis[win], reg.cost[win], sk)
     verts, faces = cut_surface(owner[win], _crop_volume(reg.volume, win, owner[win]))
     mesh_mm2 = mesh_area_mm2(verts, faces)
@@ -382,7 +381,7 @@ def _measure_whole(owner: np.ndarray, tissues: Volume, tis: np.ndarray,
     its interface."""
     vlab, nv = vessel_labels
     totals, comps = _counts(owner, vindex, nv)
-    box = bbox(interface_mask(owner), 2) or tuple(slice(0, n) for n in owner.shape)
+    box = bounding_box(interface_mask(owner), 2) or tuple(slice(0, n) for n in owner.shape)
     tis_b = np.ascontiguousarray(tis[box])
     xs_b = _calibre_on(tis, box, tissues.spacing_kji)
     reg = _Region(tis_b, np.ascontiguousarray(vlab[box]), _crop_volume(tissues, box, tis_b),

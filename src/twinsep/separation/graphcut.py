@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
+from twinsep.image import bounding_box
 from twinsep.separation.metrics import face_masks
 
 _A, _B = 1, 2
@@ -136,21 +137,6 @@ def interface_mask(owner: np.ndarray) -> np.ndarray:
     return out
 
 
-def bbox(mask: np.ndarray, pad) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped to
-    the array), or None when ``mask`` is empty."""
-    pads = [int(pad)] * mask.ndim if np.isscalar(pad) else [int(p) for p in pad]
-    out = []
-    for ax in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != ax)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if hit.size == 0:
-            return None
-        out.append(slice(max(int(hit[0]) - pads[ax], 0),
-                         min(int(hit[-1]) + pads[ax] + 1, mask.shape[ax])))
-    return tuple(out)
-
-
 def _fill_unowned(owner: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     """Give tissue voxels without an owner (0 or 3) the owner of the nearest owned voxel.
 
@@ -167,7 +153,7 @@ def _fill_unowned(owner: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     out = np.where(tissue, np.where(owned, owner, 0), 0).astype(np.uint8)
     pad = 8
     while True:
-        box = bbox(todo, pad)
+        box = bounding_box(todo, pad)
         whole = all(b.start == 0 and b.stop == n for b, n in zip(box, todo.shape, strict=True))
         sub_owned = owned[box]
         if sub_owned.any():
@@ -318,7 +304,7 @@ def _solve_dinic(n, i, j, c, src, snk) -> tuple[np.ndarray, float]:
 def _near(mask: np.ndarray, dist_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``dist_mm`` of ``mask`` (computed on the mask's padded bounding box)."""
     out = np.zeros(mask.shape, dtype=bool)
-    box = bbox(mask, [math.ceil(dist_mm / s) + 1 for s in spacing_kji])
+    box = bounding_box(mask, [math.ceil(dist_mm / s) + 1 for s in spacing_kji])
     if box is None:
         return out
     d = ndi.distance_transform_edt(~mask[box], sampling=spacing_kji)
@@ -329,7 +315,7 @@ def _near(mask: np.ndarray, dist_mm: float, spacing_kji) -> np.ndarray:
 def _dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
     """26-neighbour dilation by ``iterations`` voxels, on the mask's padded bounding box."""
     out = np.zeros(mask.shape, dtype=bool)
-    box = bbox(mask, [iterations + 1] * 3)
+    box = bounding_box(mask, [iterations + 1] * 3)
     if box is None:
         return out
     out[box] = ndi.binary_dilation(mask[box], structure=np.ones((3, 3, 3), bool),

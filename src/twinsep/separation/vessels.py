@@ -65,9 +65,9 @@ def local_calibre(
     xsec : ndarray float32
         Cross-section on the box (0 off the vessels).
     """
-    from twinsep.separation.graphcut import bbox
+    from twinsep.image import bounding_box
 
-    box = bbox(vessel, 1)
+    box = bounding_box(vessel, 1)
     if box is None:
         return None, np.zeros((0, 0, 0), dtype=np.float32)
     v = vessel[box]
