@@ -71,6 +71,34 @@ def test_partial_has_bone_plate(phantom_partial):
     assert not ph.truth["shared_vessel"]["crosses"]
 
 
+@pytest.mark.parametrize("fusion", ["partial", "total"])
+def test_scalp_depth_is_true_depth_in_crease(fusion):
+    """In the crease between the heads the smooth union is no distance field: the depth
+    that lays scalp and bone must still be the true depth below the outer surface (else
+    the crease scalp is 2-3 times too thick and the skulls do not meet)."""
+    from scipy import ndimage as ndi
+
+    from twinsep.phantom.build import layout, surface_depth
+    from twinsep.phantom.spec import PhantomSpec
+
+    lay = layout(PhantomSpec(fusion=fusion))
+    # the crease: where the head ends along e1 on the interface, from the junction centre
+    s = np.linspace(0.0, 90.0, 901)
+    line = lay.junction_centre + s[:, None] * lay.e1
+    apex = line[np.flatnonzero(lay.fields(line)[3] < 0).max()]
+    step = 0.4
+    ax = np.arange(-12.0, 12.0 + step / 2, step)
+    g = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3) + apex
+    sa, sb, delta, h = lay.fields(g)
+    true = ndi.distance_transform_edt((h < 0).reshape((len(ax),) * 3), sampling=step).ravel()
+    band = (true > 1.0) & (true < 6.0) & (np.abs(delta) < 2.0)  # the crease, scalp and bone
+    assert band.sum() > 100
+    err = surface_depth(lay, g, sa, sb, h)[band] - true[band]
+    assert np.median(np.abs(err)) < 0.4, np.median(np.abs(err))
+    # -h alone reads the crease too shallow (the test would see the old scalp)
+    assert np.median(true[band] + h[band]) > 1.0
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
@@ -202,7 +230,8 @@ def test_write_and_truth_json(phantom_total_case, tmp_path, phantom_total):
     assert set(truth) == {
         "spec", "conjoined", "classification", "tissue_volumes_ml", "shared_vessel",
         "shared_vessel_volume_ml", "brain_min_distance_mm", "brain_contact_area_cm2",
-        "junction_area_cm2", "brain_centroids_mm", "long_axes", "anterior",
+        "junction_area_cm2", "junction_skull_area_cm2", "brain_centroids_mm", "long_axes",
+        "anterior",
         "closest_distance_mm", "geometry"}
     assert truth["geometry"] == phantom_total.tissues.geometry()
     assert truth["spec"]["shared_sinus"] is True and truth["spec"]["fusion_depth"] == 26.0

@@ -125,32 +125,9 @@ def test_catalog_loads() -> None:
 
 # --- phantoms --------------------------------------------------------------------------------
 # Truth: ``junction_area_cm2`` of truth.json is the area of the interface between the twins
-# inside the whole head (skin to skin). Where soft tissue fills the crease between the heads
-# the interface runs through scalp, not bone, so the opening in each child's skull is smaller:
-# ``_skull_junction_area_cm2`` is the same interface area restricted to the phantom's cranium
-# (computed on the phantom's analytic fields like truth.json, not from the labels).
-def _skull_junction_area_cm2(spec) -> tuple[float, float]:
-    """(junction area, its part inside the outer skull surface), cm2, of a phantom spec.
-
-    The phantom lays scalp where the (smooth-union) depth ``-h`` below the combined outer
-    surface is < SCALP_MM and the voxel lies within _NEAR_SURFACE_MM of the outside; the
-    interface is cranium (bone, plate or deeper) elsewhere.
-    """
-    from scipy import ndimage as ndi
-
-    from twinsep.phantom.anatomy import SCALP_MM
-    from twinsep.phantom.build import _NEAR_SURFACE_MM, layout
-    from twinsep.phantom.truth import STEP_MM, _frame_points, _mesh_area
-
-    lay = layout(spec)
-    pts, shape = _frame_points(lay, lay.junction_centre, (84.0, 84.0, 36.0), STEP_MM)
-    _, _, delta, h = lay.fields(pts)
-    delta, h = delta.reshape(shape), h.reshape(shape)
-    head = h < 0
-    depth = ndi.distance_transform_edt(head, sampling=STEP_MM)
-    cranium = head & ((h <= -SCALP_MM) | (depth >= _NEAR_SURFACE_MM))
-    return (float(_mesh_area(delta, head, STEP_MM)[1].sum() / 100.0),
-            float(_mesh_area(delta, cranium, STEP_MM)[1].sum() / 100.0))
+# inside the whole head (skin to skin); ``junction_skull_area_cm2`` its part inside the outer
+# skull surface (where soft tissue fills the crease between the heads the interface runs
+# through scalp), both on the phantom's analytic fields, not from the labels.
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +144,7 @@ def simulated(make_phantom_obj, tmp_path_factory: pytest.TempPathFactory):
             out = tmp_path_factory.mktemp(f"models_{fusion}_{spacing:g}")
             sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG),
                                   models_dir=out)
-            junction, skull = _skull_junction_area_cm2(ph.spec)
-            assert junction == pytest.approx(ph.truth["junction_area_cm2"], rel=0.01)
-            cache[key] = (ph, sec, out, skull)
+            cache[key] = (ph, sec, out, ph.truth["junction_skull_area_cm2"])
         return cache[key]
 
     return get
@@ -195,13 +170,24 @@ def test_defects_match_truth(simulated, fusion: str, spacing: float) -> None:
         assert len(t["defect_outline_mm"]) > 10
 
 
-def test_partial_junction_is_largely_scalp(simulated) -> None:
-    # why the partial phantom's bone defect is not within 15 % of the junction area: 40 % of
-    # its junction runs through the scalp that fills the crease between the heads (25 % in
-    # the total phantom), so no skull is missing there
-    for fusion, lo, hi in (("total", 0.70, 0.80), ("partial", 0.50, 0.65)):
+def test_junction_in_skull_share(simulated) -> None:
+    # the crease scalp (4 mm deep all round the junction) is 16 % of the total phantom's
+    # junction and 25 % of the smaller partial one's
+    for fusion, lo, hi in (("total", 0.80, 0.88), ("partial", 0.70, 0.80)):
         ph, _, _, skull = simulated(fusion, 2.0)
         assert lo < skull / ph.truth["junction_area_cm2"] < hi
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 4 acceptance point not met: on the partial phantom the skull to rebuild is 82-88 % "
+    "of the skin-to-skin junction (the 4 mm crease scalp is 25 % of it; see "
+    "docs/reconstruction.md). Strict: passes only when it is met."))
+@pytest.mark.parametrize("spacing", [2.0, 3.0])
+def test_partial_bone_defect_within_15pct_of_junction(simulated, spacing: float) -> None:
+    ph, sec, _, _ = simulated("partial", spacing)
+    for name in "AB":
+        assert sec["twins"][name]["bone_defect_cm2"] == pytest.approx(
+            ph.truth["junction_area_cm2"], rel=0.15)
 
 
 @pytest.mark.parametrize("fusion,spacing", CASES)

@@ -10,7 +10,8 @@ A's (or ``gap`` mm beyond it with ``separate``), shifted by ``junction_offset`` 
 
 Labels per voxel: inside the head (smooth union of the two heads, each the brain
 envelope grown by 8.5 mm), scalp and bone by true depth below the *combined* outer
-surface (so none inside the junction), then brain, vessel, CSF/dura. The interface between
+surface (so none inside the junction; see :func:`surface_depth`), then brain, vessel,
+CSF/dura. The interface between
 the twins is ``delta = sA - sB + 2 u = 0`` where ``sA, sB`` are the envelope distances and
 ``u`` the undulation; each voxel belongs to the twin on whose side it lies, which is the
 nearest brain (envelope) rule.
@@ -45,6 +46,8 @@ SMOOTH_UNION_MM = 10.0
 OBLIQUE_AXIS = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
 _SLAB_VOXELS = 1_200_000
 _NEAR_SURFACE_MM = SCALP_MM + BONE_MM + 2.0
+_GRAD_STEP_MM = 0.25
+_MIN_GRADIENT = 0.2
 
 
 @dataclass
@@ -96,6 +99,38 @@ class Layout:
         if brain:
             return sa, sb, delta, h, fa["p"], fa["wm"], fb["p"], fb["wm"]
         return sa, sb, delta, h
+
+
+def surface_depth(lay: Layout, xyz: np.ndarray, sa: np.ndarray, sb: np.ndarray,
+                  h: np.ndarray) -> np.ndarray:
+    """Depth (mm) below the combined outer surface of points inside the head, to first order.
+
+    ``-h`` is the true depth where one head's distance field rules, but in the crease
+    between the heads the smooth union is not a distance: there ``|grad h|`` falls to the
+    cosine of half the angle between the two surfaces (about 0.4 in a shallow partial
+    junction), and ``-h`` would make the scalp 2-3 times too thick. There (blend zone,
+    ``-h`` below the skull's outer depth) the depth is ``-h / |grad h|`` with the gradient
+    by central differences of ``_GRAD_STEP_MM``.
+    """
+    depth = (-h).astype(np.float32)
+    if lay.separate or SMOOTH_UNION_MM <= 0:
+        return depth
+    ha, hb = sa - LAYERS_MM, sb - LAYERS_MM
+    sel = np.flatnonzero((h < 0) & (-h < SCALP_MM + BONE_MM)
+                         & (np.abs(ha - hb) < SMOOTH_UNION_MM))
+    if not len(sel):
+        return depth
+    p = xyz[sel]
+    grad = np.empty((len(sel), 3), np.float64)
+    for ax in range(3):
+        e = np.zeros(3)
+        e[ax] = _GRAD_STEP_MM
+        hp = lay.fields(p + e)[3].astype(np.float64)
+        hm = lay.fields(p - e)[3].astype(np.float64)
+        grad[:, ax] = (hp - hm) / (2 * _GRAD_STEP_MM)
+    g = np.clip(np.linalg.norm(grad, axis=1), _MIN_GRADIENT, 1.0)
+    depth[sel] = (-h[sel] / g).astype(np.float32)
+    return depth
 
 
 def layout(spec: PhantomSpec) -> Layout:
@@ -213,7 +248,7 @@ def make_phantom(spec: PhantomSpec,
     plate = np.zeros(shape, bool)
     vessel = np.zeros(shape, np.uint8)
     wmf = np.zeros(shape, np.uint8)
-    shallow = np.zeros(shape, np.uint8)  # -h in 0.1 mm, clipped to 25.5 mm
+    shallow = np.zeros(shape, np.uint8)  # surface_depth in 0.1 mm, clipped to 25.5 mm
     for k0 in range(0, nk, step):
         k1 = min(nk, k0 + step)
         xyz = _slab_world(grid, k0, k1)
@@ -229,13 +264,14 @@ def make_phantom(spec: PhantomSpec,
         amb[sl] = (np.abs(delta) / 2 < AMBIGUOUS_MM).reshape(s3)
         if partial:
             plate[sl] = (np.abs(delta) / 2 < BONE_MM / 2).reshape(s3)
-        shallow[sl] = np.clip(np.round(-h * 10), 0, 255).astype(np.uint8).reshape(s3)
+        depth = surface_depth(lay, xyz, sa, sb, h)
+        shallow[sl] = np.clip(np.round(depth * 10), 0, 255).astype(np.uint8).reshape(s3)
         vc = np.zeros(len(hd), np.uint8)
         if hd.any():
             vc[hd] = vessels.classify(xyz[hd])
         vessel[sl] = vc.reshape(s3)
         report(0.05 + 0.6 * k1 / nk)
-    del xyz, sa, sb, delta, h, pa, wa, pb, wb
+    del xyz, sa, sb, delta, h, pa, wa, pb, wb, depth
     # --- pass 2: depth below the combined surface, labels, base HU -----------------
     sp_kji = grid.spacing_kji
     margin = int(np.ceil((_NEAR_SURFACE_MM + 2.0) / sp_kji[0])) + 1

@@ -82,20 +82,34 @@ def _frame_points(lay: Layout, centre: np.ndarray, half: tuple[float, float, flo
 
 
 def junction_metrics(lay: Layout) -> dict:
-    """Junction area, brain contact area and distances on a junction-aligned grid."""
+    """Junction area, brain contact area and distances on a junction-aligned grid.
+
+    ``junction_area_cm2`` is the interface inside the whole head (skin to skin);
+    ``junction_skull_area_cm2`` its part inside the outer skull surface, by the labelling
+    rule of the builder (scalp where the depth below the combined surface is under
+    ``SCALP_MM`` near the outside): where soft tissue fills the crease between the heads the
+    rest of the interface runs through scalp.
+    """
     from scipy import ndimage as ndi
+
+    from twinsep.phantom.anatomy import SCALP_MM
+    from twinsep.phantom.build import _NEAR_SURFACE_MM, surface_depth
 
     half = (84.0, 84.0, 36.0)
     pts, shape = _frame_points(lay, lay.junction_centre, half, STEP_MM)
     sa, sb, delta, h, pa, _, pb, _ = lay.fields(pts, brain=True)
+    below = surface_depth(lay, pts, sa, sb, h).reshape(shape)
     delta = delta.reshape(shape)
     head = (h < 0).reshape(shape)
+    near = ndi.distance_transform_edt(head, sampling=STEP_MM) < _NEAR_SURFACE_MM
+    cranium = head & ~(near & (below < SCALP_MM))
     ha = (sa - LAYERS_MM).reshape(shape)
     hb = (sb - LAYERS_MM).reshape(shape)
     pa = pa.reshape(shape)
     pb = pb.reshape(shape)
     cen, area = _mesh_area(delta, head, STEP_MM)
     junction = float(area.sum())
+    skull = float(_mesh_area(delta, cranium, STEP_MM)[1].sum())
     contact = 0.0
     if len(area):
         from scipy.ndimage import map_coordinates
@@ -118,6 +132,7 @@ def junction_metrics(lay: Layout) -> dict:
         closest = 0.0
     return {
         "junction_area_cm2": junction / 100.0,
+        "junction_skull_area_cm2": skull / 100.0,
         "brain_contact_area_cm2": contact / 100.0,
         "brain_min_distance_mm": brain_dist,
         "closest_distance_mm": closest,

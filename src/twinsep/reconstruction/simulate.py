@@ -13,8 +13,8 @@ voxel spacing of the other twin's tissue).
   on phantoms it matches truth.json ``junction_area_cm2``, the interface inside the head).
 * ``bone_opening_cm2``: the hole in the skull (cut faces at the bone level: the interface
   inside the outer skull surface). Where soft tissue fills the crease between the heads the
-  interface runs through scalp, not bone, so this is smaller than the wound: about 75 % of
-  it on the total phantom and 60 % on the partial one.
+  interface runs through scalp, not bone, so this is smaller than the wound: 84 % of it
+  on the total phantom and 75 % on the partial one (truth.json ``junction_skull_area_cm2``).
 * ``bone_defect_cm2``: the skull each child must have rebuilt: the outer surface of the
   closed cranium (see :mod:`twinsep.reconstruction.cranium`) in the opened space, i.e. the
   new skull surface that spans the opening along the skull's curvature (>= the opening).
