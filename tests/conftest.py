@@ -11,17 +11,38 @@
     (``spacing`` defaults to 2 mm isotropic; a single number means isotropic).
 ``make_phantom_case(**spec)``
     Factory: a cached case folder (Path) written by ``write_phantom`` for those options.
+``validate_glb(path)``
+    Factory: the Khronos glTF validator's report (dict) of a GLB; skips the test when node
+    or ``node_modules/gltf-validator`` is missing (``npm ci``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 DEFAULT_SPACING_MM = 2.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def validate_glb() -> Callable[[Path], dict]:
+    """``validate_glb(path) -> report`` of the Khronos glTF validator (node)."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "gltf-validator").is_dir():
+        pytest.skip("node or node_modules/gltf-validator missing (npm ci)")
+
+    def run(path: Path) -> dict:
+        out = subprocess.run([node, str(ROOT / "tests" / "validate_gltf.mjs"), str(path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(out.stdout)
+
+    return run
 
 
 def _spec(**spec):

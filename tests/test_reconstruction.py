@@ -85,6 +85,32 @@ def test_height_for_volume_and_mesh(shape: str, length: float, width: float) -> 
     assert m.volume / 1000 == pytest.approx(100.0, rel=0.05)
 
 
+@pytest.mark.parametrize("shape,length,width", [("round", 12, 12), ("rectangular", 12, 6),
+                                                ("crescent", 10, 4)])
+def test_expander_bent_onto_the_skull(shape: str, length: float, width: float) -> None:
+    """With a skull radius the base lies on that sphere and the dome holds the same volume,
+    so it stands lower; the mesh stays closed."""
+    from twinsep.reconstruction.expanders import wrap_on_sphere
+
+    r_mm = 60.0
+    h = height_for_volume(shape, length, width, 150.0)
+    p = Product(id="x", shape=shape, length_cm=length, width_cm=width, volume_ml=150.0)
+    flat = expander_mesh(p, h, np.eye(4))
+    bent = expander_mesh(p, h, np.eye(4), base_radius_mm=r_mm)
+    assert bent.is_watertight and bent.volume > 0
+    assert bent.volume == pytest.approx(flat.volume, rel=0.01)  # the same fill
+    dist = np.linalg.norm(bent.vertices - [0.0, 0.0, -r_mm], axis=1)
+    assert dist.min() == pytest.approx(r_mm, abs=1e-6)  # the base on the sphere
+    # over a convex base the same volume stands lower
+    assert r_mm + 5.0 * h < dist.max() < r_mm + 10.0 * h
+    # a flat base 6 cm from the centre would stand 34 mm off a 60 mm skull; the bent one
+    # follows it: geodesic distance kept
+    q = wrap_on_sphere(np.array([[60.0, 0.0, 0.0], [0.0, 0.0, 5.0]]), r_mm)
+    assert np.linalg.norm(q[0] - [0, 0, -r_mm]) == pytest.approx(r_mm)
+    assert np.arccos(q[0, 2] / r_mm + 1.0) * r_mm == pytest.approx(60.0)
+    assert np.allclose(q[1], [0.0, 0.0, 5.0])
+
+
 def test_fill_schedule_by_hand() -> None:
     s = load_settings()
     sch = fill_schedule(100.0, s)
@@ -104,6 +130,19 @@ def test_aya_rule_flags() -> None:
     assert c.checks["aya_volume"] and c.checks["aya_width"]
     c = evaluate(p, 1, 21.0, 4.0, 100.0, s)  # needs 147 ml and 10 cm
     assert not c.checks["aya_volume"] and not c.checks["aya_width"]
+
+
+def test_expanders_fit_on_the_ring_by_chord() -> None:
+    # ring of 40 cm (radius 6.37 cm): neighbours 120 degrees apart are 2 r sin(60) = 11.0 cm
+    # apart, 90 degrees apart 9.0 cm; so three 10 cm expanders fit, four do not, although
+    # 4 x 10 = 40 cm of base length would fill the ring exactly
+    s = load_settings()
+    p = Product(id="r", shape="round", length_cm=10, width_cm=10, volume_ml=250)
+    assert evaluate(p, 3, 50.0, 3.0, 40.0, s).checks["fits_on_scalp"]
+    assert not evaluate(p, 4, 50.0, 3.0, 40.0, s).checks["fits_on_scalp"]
+    big = Product(id="b", shape="round", length_cm=12, width_cm=12, volume_ml=420)
+    assert not evaluate(big, 3, 50.0, 3.0, 40.0, s).checks["fits_on_scalp"]  # 12 > 11.0
+    assert evaluate(big, 1, 50.0, 3.0, 40.0, s).checks["fits_on_scalp"]
 
 
 def test_settings_override(tmp_path: Path) -> None:

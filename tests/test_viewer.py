@@ -309,13 +309,15 @@ def test_ct_slices_show_the_owner_overlay(page):
 # --- the real pipeline on the craniopagus phantom --------------------------------------------
 @pytest.fixture(scope="module")
 def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
-    """The total phantom at 2 mm through ``models`` and ``view`` (true labels as input)."""
+    """The total phantom at 2 mm through ``simulate``, ``models`` and ``view`` (true labels
+    as input)."""
     from scipy import ndimage as ndi
 
     from twinsep.casefolder import Case
     from twinsep.image import Volume
     from twinsep.ingest import ingest
     from twinsep.models import models_case
+    from twinsep.reconstruction.simulate import simulate_case
 
     src = make_phantom_case()
     case = Case(tmp_path_factory.mktemp("phantom-viewer") / "case")
@@ -327,6 +329,8 @@ def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
     idx = ndi.distance_transform_edt(~known, return_distances=False, return_indices=True)
     resolved = owner.array[tuple(idx)] * (owner.array > 0)
     owner.with_array(resolved.astype(np.uint8)).write(case.twins)
+    simulate_case(case, catalog=Path(__file__).resolve().parents[1] / "examples"
+                  / "expanders.yaml")
     models_case(case)
     assert main(["view", str(case.root), "--no-serve"]) == 0
     return case.root
@@ -381,5 +385,81 @@ def test_distance_tool_on_the_craniopagus_phantom(browser, phantom_viewer_case):
         assert np.linalg.norm(picked - np.array(targets), axis=1).max() < 1.0
         r, o = purple_orange(page.pixels())
         assert r > 2000 and o > 2000
+    finally:
+        page.close()
+
+
+SEPARATED = ("head", "skull", "implant", "wound", "expander-1")
+
+
+def test_separated_layers_in_the_model(phantom_viewer_case, validate_glb):
+    """After ``simulate`` the GLB and the manifest hold each separated child (stage
+    'separated') from the STL files simulate wrote, in the separated frame."""
+    import trimesh
+
+    from twinsep.exchange.gltf import read_glb_json
+    from twinsep.models.separated import SEPARATED_MAX_FACES
+
+    models = phantom_viewer_case / "models"
+    manifest = json.loads((models / "manifest.json").read_text())
+    by = {ly["name"]: ly for ly in manifest["layers"]}
+    assert {ly["stage"] for ly in manifest["layers"]} == {"joined", "separated"}
+    plan = json.loads((phantom_viewer_case / "plan.json").read_text())["reconstruction"]
+    nodes = {n["name"] for n in read_glb_json(models / "model.glb")["nodes"]}
+    assert "separated" in nodes
+    for twin in "AB":
+        shift = np.asarray(plan["twins"][twin]["translation_mm"])
+        for kind in SEPARATED:
+            ly = by[f"separated/{twin}/{kind}"]
+            assert ly["stage"] == "separated" and ly["twin"] == twin, ly
+            assert (models / ly["stl"]).is_file() and ly["name"] in nodes
+            assert 0 < ly["triangles"] <= SEPARATED_MAX_FACES[ly["tissue"]]
+        assert by[f"separated/{twin}/implant"]["colour_rgb"] == [90, 200, 235]
+        # the separated head lies where the joined scalp does, moved by translation_mm
+        joined = trimesh.load(models / by[f"{twin}/scalp"]["stl"], force="mesh")
+        apart = trimesh.load(models / by[f"separated/{twin}/head"]["stl"], force="mesh")
+        lo = np.percentile(apart.vertices, 5, axis=0) - shift
+        assert np.allclose(lo, np.percentile(joined.vertices, 5, axis=0), atol=6.0)
+    report = validate_glb(models / "model.glb")
+    assert report["numErrors"] == 0, report["messages"]
+
+
+@needs_chromium
+def test_separated_view_on_the_craniopagus_phantom(browser, phantom_viewer_case):
+    """The viewer opens on the joined twins; 'Separated' shows each child apart with its
+    implant (light blue) and expanders (pale green), and nothing of the joined scan."""
+    page = Page(browser, (phantom_viewer_case / "viewer" / "index.html").resolve().as_uri())
+    try:
+        assert not page.errors
+        assert page.js("window.twinsep.stages()") == ["joined", "separated"]
+        assert page.js("window.twinsep.getStage()") == "joined"
+        assert page.page.locator("#stage-panel").is_visible()
+
+        def shown():
+            return {ly["name"]: ly["objectVisible"] for ly in page.js("window.twinsep.layers()")}
+
+        vis = shown()
+        assert not any(v for n, v in vis.items() if n.startswith("separated/"))
+        before = page.pixels()
+        page.page.locator("input[name=stage][value=separated]").check()
+        assert page.js("window.twinsep.getStage()") == "separated"
+        vis = shown()
+        assert all(v == n.startswith("separated/") for n, v in vis.items()), vis
+        listed = page.page.locator("#layers .layer").evaluate_all(
+            "rows => rows.map(r => r.dataset.layer)")
+        assert listed and all(n.startswith("separated/") for n in listed)
+        rgb = page.pixels()
+
+        def count(img, colour, tol=40):
+            return int((np.abs(img - np.asarray(colour)).max(axis=2) < tol).sum())
+
+        # implant and expanders are seen in the separated view only
+        for colour in ((90, 200, 235), (150, 225, 185)):
+            assert count(rgb, colour) > 200 > count(before, colour), colour
+        r, o = purple_orange(rgb)
+        assert r > 1000 and o > 1000
+        page.js("window.twinsep.setStage('joined')")
+        assert not any(v for n, v in shown().items() if n.startswith("separated/"))
+        assert not page.errors
     finally:
         page.close()

@@ -9,6 +9,10 @@ Files (paths relative to the case folder)::
     models/doll.3mf                the doll: both solids, each in its twin's colour (mm)
     models/segmentation.seg.nrrd   the layers as a 3D Slicer segmentation
     models/segmentation.dcm        DICOM-SEG referencing the source series (DICOM input)
+
+After ``twinsep simulate`` the GLB and the manifest also hold the separated twins (stage
+``separated``: heads, skulls, implants, expanders and wounds; see
+:mod:`twinsep.models.separated`), whose STL files are the ones ``simulate`` wrote.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twinsep.casefolder import Case, read_json, update_plan, write_json
+from twinsep.casefolder import Case, load_plan, read_json, update_plan, write_json
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.models.doll import THIN_TOLERANCE, DollPart, doll_parts
@@ -30,6 +34,7 @@ from twinsep.models.scene import (
     layer_labelmap,
     resolved_owner,
 )
+from twinsep.models.separated import reconstruction_layers
 from twinsep.models.surfaces import SurfaceSettings, is_closed, signed_volume, surface_area
 
 ProgressFn = Callable[[str, int, int], None]
@@ -135,7 +140,7 @@ def _layer_entry(ly: Layer, stl: str | None) -> dict:
         "colour_rgb": list(ly.colour), "opacity": ly.opacity, "stl": stl,
         "triangles": len(mesh.faces), "watertight": bool(closed),
         "volume_ml": round(abs(volume) / 1000.0, 3) if closed else None,
-        "area_cm2": round(area / 100.0, 3), "label": ly.label,
+        "area_cm2": round(area / 100.0, 3), "label": ly.label, "stage": ly.stage,
     }
     if ly.vessel_id is not None:
         entry["vessel_id"] = ly.vessel_id
@@ -170,15 +175,20 @@ def write_models(case: Case, ms: ModelSet, *, dicom: Path | None = None,
     step("stl")
     entries = []
     for ly in ms.layers:
-        stl = None
-        if ly.closed:
+        stl = ly.source_stl
+        if stl is None and ly.closed:
             stl = f"stl/{ly.file_stem}.stl"
             write_stl(out / stl, ly.mesh)
         entries.append(_layer_entry(ly, stl))
     step("glb")
+
+    def group(ly: Layer) -> str | None:
+        if ly.stage != "joined":
+            return ly.stage
+        return ly.twin if ly.twin else ("shared" if ly.label else None)
+
     parts = [GltfPart(ly.name, ly.mesh.vertices, ly.mesh.faces, ly.colour, ly.opacity,
-                      group=ly.twin if ly.twin else ("shared" if ly.label else None),
-                      double_sided=not ly.closed)
+                      group=group(ly), double_sided=not ly.closed)
              for ly in ms.layers]
     write_glb(out / GLB_NAME, parts, generator=f"twinsep {__version__}",
               extras={"units": "m", "frame": "glTF +Y up (superior), +Z anterior, "
@@ -287,4 +297,6 @@ def models_case(case: Case, *, settings: SurfaceSettings = SurfaceSettings(),
                       cut_surface=case.models / "cut_surface.ply", settings=settings,
                       scale=scale, min_wall_mm=min_wall_mm, doll_max_faces=doll_max_faces,
                       progress=progress)
+    ms.layers += reconstruction_layers(case.models, load_plan(case).get("reconstruction"),
+                                       notes=ms.notes)
     return ms, write_models(case, ms, dicom=dicom, progress=progress)

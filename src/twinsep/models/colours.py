@@ -28,6 +28,12 @@ OPACITY: dict[str, float] = {"tissue": 1.0, "shared-vessel": 1.0, "cut-surface":
 #: Colour of the separation (cut) surface.
 CUT_SURFACE_RGB: RGB = (235, 235, 240)
 
+#: Colours of the separated twins' reconstruction (:mod:`twinsep.models.separated`): the
+#: cranial implant light blue, the tissue expanders pale green (silicone), the wound red.
+IMPLANT_RGB: RGB = (90, 200, 235)
+EXPANDER_RGB: RGB = (150, 225, 185)
+WOUND_RGB: RGB = (215, 40, 50)
+
 
 def shade(base: RGB, white: float = 0.0, black: float = 0.0) -> RGB:
     """Mix ``base`` with white by ``white`` and then with black by ``black`` (0-1)."""

@@ -63,6 +63,12 @@ class Layer:
         Whether the layer should be watertight (every layer but the cut surface).
     vessel_id : int or None
         Id of a shared vessel (as in plan.json ``shared.vessels[*].id``).
+    stage : str
+        ``'joined'`` (the scan: the twins as they are) or ``'separated'`` (after the cut:
+        :mod:`twinsep.models.separated`, in the separated frame).
+    source_stl : str or None
+        An STL already in ``models/`` (relative to it) that holds this layer; None: the
+        layer's STL is written to ``models/stl/`` when it is closed.
     """
 
     name: str
@@ -75,6 +81,8 @@ class Layer:
     closed: bool = True
     vessel_id: int | None = None
     mesh: object = field(default=None, repr=False)
+    stage: str = "joined"
+    source_stl: str | None = None
 
     @property
     def file_stem(self) -> str:

@@ -30,6 +30,7 @@ across the width of a rectangular or crescent one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -248,7 +249,10 @@ def evaluate(p: Product, n: int, skin_missing_cm2: float, defect_width_cm: float
     """Check ``n`` expanders ``p`` against the skin missing and the Aya et al. rule.
 
     ``ring_cm`` is the length of the ring of healthy scalp around the defect where the
-    expanders are laid end to end (their base lengths must fit into it).
+    expanders are laid end to end, evenly in angle: their bases fit when neighbouring
+    centres, a chord ``2 r sin(pi / n)`` apart on the ring of radius ``r``, are at least a
+    base length apart (one expander: its length within the ring's length). Laying the
+    lengths along the ring (``n L <= 2 pi r``) would let large expanders overlap.
     """
     g = product_gain(p, s)
     expected, width = n * g.expected_cm2, n * g.arc_width_cm
@@ -259,14 +263,20 @@ def evaluate(p: Product, n: int, skin_missing_cm2: float, defect_width_cm: float
         "gain_covers_skin": expected >= skin_missing_cm2,
         "aya_volume": volume > need_vol,
         "aya_width": width > need_width,
-        "fits_on_scalp": n * p.length_cm <= ring_cm,
+        "fits_on_scalp": (p.length_cm <= ring_cm if n == 1 else
+                          ring_cm / math.pi * math.sin(math.pi / n) >= p.length_cm),
     }
     return Candidate(p, n, g, expected, volume, width, checks["fits_on_scalp"], checks)
 
 
 def choose(products: list[Product], skin_missing_cm2: float, defect_width_cm: float,
-           ring_cm: float, s: ReconstructionSettings) -> tuple[Candidate, list[str]]:
+           ring_cm: float | Callable[[Product], float], s: ReconstructionSettings
+           ) -> tuple[Candidate, list[str]]:
     """The smallest plan that meets every check, else the closest one and the reasons.
+
+    ``ring_cm``: the length (cm) of the ring of healthy scalp where the expanders go, or a
+    function giving it per product (its centres lie ``clearance + width / 2`` from the
+    wound, so a wider product sits on another ring).
 
     Candidates are ``n = 1 .. max_per_twin`` identical expanders of one product. Among the
     plans that pass every check the one with the fewest expanders, then the smallest total
@@ -274,7 +284,8 @@ def choose(products: list[Product], skin_missing_cm2: float, defect_width_cm: fl
     and has the largest worst-case ratio (gain / skin missing, volume / Aya volume, width /
     Aya width) is returned with one warning per failed check.
     """
-    cands = [evaluate(p, n, skin_missing_cm2, defect_width_cm, ring_cm, s)
+    ring_of = ring_cm if callable(ring_cm) else (lambda p: float(ring_cm))
+    cands = [evaluate(p, n, skin_missing_cm2, defect_width_cm, ring_of(p), s)
              for p in products for n in range(1, s.placement.max_per_twin + 1)]
     good = [c for c in cands if all(c.checks.values())]
     if good:
@@ -303,7 +314,8 @@ def choose(products: list[Product], skin_missing_cm2: float, defect_width_cm: fl
                         f"= {need_width:.1f} cm")
     if not best.checks["fits_on_scalp"]:
         warnings.append(f"{best.n} x {best.product.length_cm:g} cm expanders do not fit on the "
-                        f"{ring_cm:.1f} cm ring of healthy scalp around the defect")
+                        f"{ring_of(best.product):.1f} cm ring of healthy scalp around the "
+                        "defect")
     warnings.append(f"no catalogue plan with up to {s.placement.max_per_twin} expanders meets "
                     "every check; consider a larger catalogue, overexpansion (overfill_factor), "
                     "serial re-expansion or a skin graft")
@@ -311,7 +323,29 @@ def choose(products: list[Product], skin_missing_cm2: float, defect_width_cm: fl
 
 
 # --- mesh of an inflated expander -------------------------------------------------------------
-def expander_mesh(p: Product, height_cm: float, frame: np.ndarray, n_seg: int = 32):
+def wrap_on_sphere(vertices: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Bend local expander coordinates onto a sphere (the skull under the expander).
+
+    Local frame: base plane ``z = 0``, ``z`` outward, base centre at the origin; the sphere
+    of radius ``radius_mm`` touches the base plane there (centre ``(0, 0, -R)``). A base
+    point at distance ``s`` from the centre goes to the sphere point at geodesic distance
+    ``s`` in the same direction, and its height ``z`` is laid along that point's normal, so
+    base dimensions are kept along the skull and dome heights along its normal.
+    """
+    v = np.asarray(vertices, float)
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]
+    r_mm = float(radius_mm)
+    s = np.hypot(x, y)
+    safe = np.where(s > 0, s, 1.0)
+    ux, uy = np.where(s > 0, x / safe, 0.0), np.where(s > 0, y / safe, 0.0)
+    phi = s / r_mm
+    rad = r_mm + z
+    return np.stack([rad * np.sin(phi) * ux, rad * np.sin(phi) * uy,
+                     rad * np.cos(phi) - r_mm], 1)
+
+
+def expander_mesh(p: Product, height_cm: float, frame: np.ndarray, n_seg: int = 32,
+                  base_radius_mm: float | None = None):
     """Watertight trimesh of the inflated expander, in world mm.
 
     Parameters
@@ -322,6 +356,11 @@ def expander_mesh(p: Product, height_cm: float, frame: np.ndarray, n_seg: int = 
     frame : (4, 4) array
         Local-to-world transform: local x = long axis, y = short axis, z = outward normal,
         origin = centre of the base (mm).
+    base_radius_mm : float, optional
+        Radius of curvature (mm) of the skull under the base: the expander is bent onto it
+        (:func:`wrap_on_sphere`, after subdividing to edges of at most 5 mm) and its heights
+        scaled so that it holds the same volume as the flat model (a dome over a convex
+        base is lower); None: a flat base.
     """
     import trimesh
 
@@ -383,6 +422,26 @@ def expander_mesh(p: Product, height_cm: float, frame: np.ndarray, n_seg: int = 
             faces.append([0, a + 1, a])
             faces.append([last, last + a, last + a + 1])
         mesh = trimesh.Trimesh(v, np.asarray(faces), process=True)
+    if base_radius_mm is not None and np.isfinite(base_radius_mm) and base_radius_mm > 0:
+        from trimesh.remesh import subdivide_to_size
+
+        mesh.fix_normals()  # consistent winding: a meaningful volume
+        target = abs(mesh.volume)
+        v, f = subdivide_to_size(mesh.vertices, mesh.faces, max_edge=5.0)
+
+        def bent(k: float) -> np.ndarray:
+            return wrap_on_sphere(v * [1.0, 1.0, k], base_radius_mm)
+
+        def volume(w: np.ndarray) -> float:
+            t = w[f]
+            return abs(float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum()))
+            # (/ 6 on both sides of the comparison below)
+
+        lo, hi = 0.2, 1.0  # the bent volume grows with the height scale k
+        for _ in range(25):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if volume(bent(mid)) < 6.0 * target else (lo, mid)
+        mesh = trimesh.Trimesh(bent(0.5 * (lo + hi)), f, process=True)
     mesh.fix_normals()
     mesh.apply_transform(frame)
     return mesh

@@ -308,9 +308,29 @@ def _place(head: Surface, plane: dict, cand: ex.Candidate, scalp_mm: float,
         frame[:3, 0], frame[:3, 1], frame[:3, 2] = long, t, n
         frame[:3, 3] = p - n * scalp_mm
         out.append({"surface_point": p, "normal": n, "long_axis": long, "frame": frame,
+                    "base_radius_mm": _base_curvature(head, p, n, cand, scalp_mm),
                     "distance_to_defect_mm": float(cut_dist.exact(np.array([i]))[0]),
                     "angle_deg": float(np.rad2deg(phi))})
     return out
+
+
+def _base_curvature(head: Surface, p: np.ndarray, n: np.ndarray, cand: ex.Candidate,
+                    scalp_mm: float) -> float | None:
+    """Radius (mm) of the skull under an expander's base at ``p``: a sphere fitted to the
+    head surface within the base's footprint (half its length, plus 5 mm), less the scalp;
+    None when the surface there is not a convex cap (flat base then)."""
+    half = 0.5 * max(cand.product.length_cm, cand.product.width_cm) * 10.0
+    c = head.centres
+    near = np.linalg.norm(c - p, axis=1) <= half + 5.0
+    if near.sum() < 20:
+        return None
+    centre, radius = cr.fit_sphere(c[near])
+    base = radius - scalp_mm
+    # convex towards the outside, the base wrapping at most 2 rad (115 degrees) each way,
+    # and curved enough to matter
+    if (p - centre) @ n <= 0 or not (0.5 * half < base < 40.0 * half):
+        return None
+    return float(base)
 
 
 def _ring_cm(head: Surface, plane: dict, target_mm: float, cut_dist: _CutDistance) -> float:
@@ -321,6 +341,20 @@ def _ring_cm(head: Surface, plane: dict, target_mm: float, cut_dist: _CutDistanc
     rel = head.centres[idx] - plane["centre"]
     r = np.hypot(rel @ plane["e1"], rel @ plane["e2"])
     return float(2 * np.pi * np.median(r) / 10.0)
+
+
+def _ring_lookup(head: Surface, plane: dict, clearance_mm: float, cut_dist: _CutDistance
+                 ) -> Callable[[ex.Product], float]:
+    """``ring_of(product)``: the ring (cm) through the centres of expanders of that product's
+    width, ``clearance + width / 2`` from the wound (measured once per width)."""
+    rings: dict[float, float] = {}
+
+    def ring_of(p: ex.Product) -> float:
+        if p.width_cm not in rings:
+            rings[p.width_cm] = _ring_cm(head, plane, clearance_mm + p.width_cm * 5.0, cut_dist)
+        return rings[p.width_cm]
+
+    return ring_of
 
 
 def _contact(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
@@ -630,9 +664,9 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         # scalp plan
         report(f"twin {name}: expanders", 0.35 + 0.45 * step)
         width_cm = plane["width_mm"] / 10.0
-        typical_w = float(np.median([p.width_cm for p in products])) * 10.0
-        ring = _ring_cm(head, plane, s.placement.clearance_mm + typical_w / 2.0, d_faces)
-        cand, warns = ex.choose(products, scalp_needed, width_cm, ring, s)
+        ring_of = _ring_lookup(head, plane, s.placement.clearance_mm, d_faces)
+        cand, warns = ex.choose(products, scalp_needed, width_cm, ring_of, s)
+        ring = ring_of(cand.product)
         places = _place(head, plane, cand, t_scalp, s, centres[name], d_faces)
         if len(places) < cand.n:
             warns.append(f"only {len(places)} of {cand.n} expanders could be placed on the "
@@ -653,11 +687,13 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
                 "position_mm": pl["surface_point"] + shift, "normal": pl["normal"],
                 "long_axis": pl["long_axis"], "base_centre_mm": pl["frame"][:3, 3] + shift,
                 "distance_to_defect_mm": pl["distance_to_defect_mm"],
+                "base_curvature_radius_mm": pl["base_radius_mm"],
                 "schedule": ex.fill_schedule(cand.product.volume_ml, s),
             }
             if models_dir is not None:
                 fn = f"twin_{name}_expander_{k}.stl"
-                dome = ex.expander_mesh(cand.product, h_cm, pl["frame"])
+                dome = ex.expander_mesh(cand.product, h_cm, pl["frame"],
+                                        base_radius_mm=pl["base_radius_mm"])
                 _write_stl(dome.vertices, dome.faces, models_dir / fn, shift)
                 entry["model"] = f"models/{fn}"
             items.append(entry)

@@ -107,6 +107,18 @@ const modelCentre = new THREE.Vector3();
 const modelBox = new THREE.Box3();
 const clipPlane = new THREE.Plane(new THREE.Vector3(0, -1, 0), 0);
 const clip = { enabled: false, axis: 'z', position: 0, flip: false };
+// 'joined': the scan as it is; 'separated': each child after the cut with its implant,
+// expanders and wound (layers of manifest stage 'separated', in the separated frame)
+const STAGE_TITLES = { joined: 'Joined (the scan)', separated: 'Separated (after the cut)' };
+let stage = 'joined';
+
+function layerStage(layer) {
+  return layer.def.stage || 'joined';
+}
+
+function shown(layer) {
+  return layer.visible && layerStage(layer) === stage;
+}
 
 function objectForNode(gltf, nodeName) {
   const nodes = gltf.parser.json.nodes || [];
@@ -133,7 +145,7 @@ function setVisible(name, visible) {
   const layer = layers.get(name);
   if (!layer) throw new Error('no layer ' + name);
   layer.visible = !!visible;
-  layer.object.visible = layer.visible;
+  layer.object.visible = shown(layer);
   const box = document.querySelector(`.layer[data-layer="${CSS.escape(name)}"] input[type=checkbox]`);
   if (box) box.checked = layer.visible;
   render();
@@ -156,6 +168,7 @@ function buildLayerList() {
   host.textContent = '';
   const groups = new Map();
   for (const layer of layers.values()) {
+    if (layerStage(layer) !== stage) continue;
     const twin = layer.def.twin || (layer.name.startsWith('shared/') ? 'shared' : '');
     const key = twin in GROUP_TITLES ? twin : '';
     if (!groups.has(key)) groups.set(key, []);
@@ -182,7 +195,7 @@ function buildLayerList() {
       const label = document.createElement('span');
       label.className = 'name';
       const short = layer.name.includes('/') ? layer.name.split('/').pop() : layer.name;
-      label.textContent = layer.def.twin ? (layer.def.tissue || short) : short;
+      label.textContent = layer.def.twin ? (layer.def.tissue === 'expander' ? short : (layer.def.tissue || short)) : short;
       label.title = layer.name + (layer.def.volume_ml ? ` (${layer.def.volume_ml} ml)` : '');
       const slider = document.createElement('input');
       slider.type = 'range';
@@ -260,7 +273,7 @@ const measure = { active: false, points: [], distance_mm: null };
 let markerRadius = 0.002;
 
 function pickableObjects() {
-  return [...layers.values()].filter((l) => l.visible).map((l) => l.object);
+  return [...layers.values()].filter(shown).map((l) => l.object);
 }
 
 function pick(clientX, clientY) {
@@ -504,7 +517,11 @@ function setupXR() {
 
 // --- start ------------------------------------------------------------------------------
 function fitCamera() {
-  modelBox.setFromObject(root);
+  modelBox.makeEmpty();
+  for (const layer of layers.values()) {
+    if (layerStage(layer) === stage) modelBox.expandByObject(layer.object);
+  }
+  if (modelBox.isEmpty()) modelBox.setFromObject(root);
   modelBox.getCenter(modelCentre);
   const sphere = modelBox.getBoundingSphere(new THREE.Sphere());
   const r = Math.max(sphere.radius, 1e-3);
@@ -531,6 +548,45 @@ function fitCamera() {
 function resetView() {
   fitCamera();
   render();
+}
+
+function stages() {
+  const present = new Set([...layers.values()].map(layerStage));
+  return Object.keys(STAGE_TITLES).filter((s) => present.has(s));
+}
+
+function setStage(name) {
+  if (!stages().includes(name)) throw new Error(`no stage ${name} (have ${stages().join(', ')})`);
+  stage = name;
+  for (const layer of layers.values()) layer.object.visible = shown(layer);
+  for (const radio of document.querySelectorAll('input[name=stage]')) radio.checked = radio.value === stage;
+  clearMeasurement();
+  buildLayerList();
+  fitCamera();
+  const a = AXES[clip.axis];
+  clip.position = 0.5 * (lpsBox.min[a] + lpsBox.max[a]);
+  updateClip();
+  return stage;
+}
+
+function buildStagePanel() {
+  const panel = document.getElementById('stage-panel');
+  const host = document.getElementById('stages');
+  if (!panel || !host) return;
+  host.textContent = '';
+  const list = stages();
+  panel.hidden = list.length < 2;
+  for (const name of list) {
+    const label = document.createElement('label');
+    const radio = document.createElement('input');
+    radio.type = 'radio';
+    radio.name = 'stage';
+    radio.value = name;
+    radio.checked = name === stage;
+    radio.addEventListener('change', () => { if (radio.checked) setStage(name); });
+    label.append(radio, ' ' + STAGE_TITLES[name]);
+    host.appendChild(label);
+  }
 }
 
 async function loadScene() {
@@ -560,10 +616,11 @@ async function loadScene() {
     const visible = def.visible !== false;
     const opacity = typeof def.opacity === 'number' ? def.opacity : 1;
     const layer = { name: def.name, def, object, materials, visible, opacity };
-    object.visible = visible;
+    object.visible = shown(layer);
     applyOpacity(layer);
     layers.set(def.name, layer);
   }
+  buildStagePanel();
   buildLayerList();
   fitCamera();
   clip.position = 0.5 * (lpsBox.min[2] + lpsBox.max[2]);
@@ -591,8 +648,12 @@ const api = {
   threeVersion: THREE.REVISION,
   layers: () => [...layers.values()].map((l) => ({
     name: l.name, twin: l.def.twin ?? null, tissue: l.def.tissue ?? null,
-    visible: l.visible, opacity: l.opacity, objectVisible: l.object.visible,
+    stage: layerStage(l), visible: l.visible, opacity: l.opacity,
+    objectVisible: l.object.visible,
   })),
+  stages,
+  setStage,
+  getStage: () => stage,
   setVisible,
   setOpacity,
   setClip,
