@@ -88,7 +88,8 @@ def test_report_sections_and_pdf(planned_case: Case, tmp_path: Path) -> None:
     # the chosen cut is marked and the tables are there
     assert 'class="chosen"' in text
     assert "min_risk" in text and "shared sinus kept by twin A" in text
-    for needle in ("Tissue expanders", "Cranial implant", "Phases", "plan.json schema"):
+    for needle in ("Tissue expanders", "Cranial implant", "Phases", "plan.json schema",
+                   "Aya et al. 2014 rule", 'alt="reconstruction"'):
         assert needle in text
     assert (planned_case.figures / "render_3d.png").stat().st_size > 10_000
     assert res.pdf is not None and res.pdf.read_bytes()[:5] == b"%PDF-"
@@ -113,6 +114,24 @@ def test_render_3d_is_deterministic(planned_case: Case, tmp_path: Path) -> None:
     a = render_3d(planned_case, tmp_path / "a.png").read_bytes()
     b = render_3d(planned_case, tmp_path / "b.png").read_bytes()
     assert a == b
+
+
+def test_reconstruction_figure(planned_case: Case, tmp_path: Path) -> None:
+    """One panel per child with its implant (light blue) and expanders (pale green),
+    drawn the same way twice."""
+    from PIL import Image
+
+    from twinsep.report.reconstruction_figure import reconstruction_figure
+
+    a = reconstruction_figure(planned_case, tmp_path / "a.png")
+    b = reconstruction_figure(planned_case, tmp_path / "b.png")
+    assert a is not None and a.read_bytes() == b.read_bytes()
+    rgb = np.asarray(Image.open(a).convert("RGB")).astype(int)
+    half = rgb.shape[1] // 2
+    for panel in (rgb[:, :half], rgb[:, half:]):
+        blue = (panel[..., 2] > panel[..., 0] + 60) & (panel[..., 1] > panel[..., 0] + 30)
+        green = ((panel[..., 1] > panel[..., 0] + 25) & (panel[..., 1] > panel[..., 2] + 5))
+        assert blue.sum() > 50 and green.sum() > 500, (blue.sum(), green.sum())
 
 
 def test_no_phi_unless_keep_phi(planned_case: Case, tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ class ImplantSettings(_Model):
     max_bulge_mm: float = Field(30.0, gt=0)
     smooth_mm: float = Field(3.0, ge=0)
     min_piece_ml: float = Field(0.2, ge=0)
+    mesh_smooth_iterations: int = Field(20, ge=0)
 
 
 class ReconstructionSettings(_Model):

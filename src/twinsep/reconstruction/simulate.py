@@ -343,6 +343,14 @@ def _ring_cm(head: Surface, plane: dict, target_mm: float, cut_dist: _CutDistanc
     return float(2 * np.pi * np.median(r) / 10.0)
 
 
+def _smooth(su: Surface, iterations: int) -> np.ndarray:
+    """Vertices of ``su`` after Taubin smoothing (the parameters of the 3-D models)."""
+    from twinsep.models.surfaces import SurfaceSettings, taubin
+
+    ss = SurfaceSettings()
+    return taubin(su.verts, su.faces, ss.taubin_lambda, ss.taubin_mu, iterations)
+
+
 def _ring_lookup(head: Surface, plane: dict, clearance_mm: float, cut_dist: _CutDistance
                  ) -> Callable[[ex.Product], float]:
     """``ring_of(product)``: the ring (cm) through the centres of expanders of that product's
@@ -598,7 +606,8 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         brain_overlap = int((implant & brain).sum())
         min_brain = _min_distance(implant, brain, ibox, tissues)
         imp_surf = surface(implant_w, tissues, sigma_vox=0.0, offset=w.lo)
-        imp_mesh = trimesh.Trimesh(imp_surf.verts, imp_surf.faces, process=True)
+        imp_mesh = trimesh.Trimesh(_smooth(imp_surf, s.implant.mesh_smooth_iterations),
+                                   imp_surf.faces, process=True)
         # closed head: scalp over the closed cranium, in the opened space
         f = cr.coarse_factor(sp)
         obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,

@@ -442,14 +442,22 @@ def _stages(plan: dict) -> str:
     return out
 
 
-def _reconstruction(plan: dict) -> str:
+def _reconstruction(case: Case, plan: dict, pdf: bool = False) -> str:
     r = plan["reconstruction"]
     twins = r.get("twins", {})
     rows = [[_Raw(_twin(k)), t.get("scalp_defect_cm2"), t.get("bone_defect_cm2"),
-             t.get("dura_defect_cm2"), t.get("defect_length_cm"), t.get("defect_width_cm")]
+             t.get("bone_opening_cm2"), t.get("dura_defect_cm2"), t.get("defect_length_cm"),
+             t.get("defect_width_cm")]
             for k, t in sorted(twins.items())]
     out = "<h3>Defects after separation</h3>" + _table(
-        ["twin", "scalp cm²", "bone cm²", "dura cm²", "length cm", "width cm"], rows)
+        ["twin", "scalp cm²", "bone to rebuild cm²", "skull opening cm²", "dura cm²",
+         "length cm", "width cm"], rows)
+    fig = case.figures / "reconstruction.png"
+    if fig.exists():
+        out += _img(fig, "reconstruction", "Each child after the cut (the twins moved "
+                    f"{r.get('separation_distance_mm', 0):g} mm apart): head translucent, "
+                    "skull, cranial implant light blue, tissue expanders pale green at full "
+                    "fill. In the viewer: View, Separated.", pdf=pdf)
     scalp = r.get("scalp", {})
     erows = []
     for k, lst in sorted(scalp.get("expanders", {}).items()):
@@ -471,6 +479,12 @@ def _reconstruction(plan: dict) -> str:
                       [[_Raw(_twin(k)), v.get("n_expanders"), v.get("expected_gain_cm2"),
                         v.get("skin_missing_cm2"), _num(v.get("gain_covers_skin")),
                         v.get("weeks")] for k, v in sorted(st.items())])
+        out += "<h3>Aya et al. 2014 rule</h3>" + _table(
+            ["twin", "fill ml", "needed ml (> 7 ml/cm²)", "expanded width cm",
+             "needed cm (> 2.5 × defect)", "met"],
+            [[_Raw(_twin(k)), v.get("total_volume_ml"), v["aya"].get("required_volume_ml"),
+              v.get("expanded_width_cm"), v["aya"].get("required_width_cm"),
+              _num(v["aya"].get("satisfied"))] for k, v in sorted(st.items()) if "aya" in v])
     cr = r.get("cranium", {}).get("twins", {})
     irows = [[_Raw(_twin(k)), v["implant"].get("area_cm2"), v["implant"].get("volume_ml"),
               v["implant"].get("thickness_mm"), _num(v.get("closure", {}).get("closed"))]
@@ -646,7 +660,8 @@ def render_html(
                                   _separation(plan)))
             parts.append(_section("stages", "Stages", _stages(plan)))
         if "reconstruction" in plan:
-            parts.append(_section("reconstruction", "Reconstruction", _reconstruction(plan)))
+            parts.append(_section("reconstruction", "Reconstruction",
+                                  _reconstruction(case, plan, pdf)))
         parts.append(_section("schedule", "Operating-room timeline", _schedule(case, plan, pdf)))
         if "growth" in plan:
             parts.append(_section("growth", "Growth since the earlier scan",
@@ -706,6 +721,15 @@ def build_report(
     if plan.get("conjoined") is True and case.tissues.exists() and case.twins.exists():
         say("3-D render", 0.1)
         render_3d(case)
+    stale = case.figures / "reconstruction.png"
+    if plan.get("reconstruction"):
+        from twinsep.report.reconstruction_figure import reconstruction_figure
+
+        say("reconstruction figure", 0.3)
+        if reconstruction_figure(case) is None and stale.exists():
+            stale.unlink()
+    elif stale.exists():
+        stale.unlink()
     say("HTML", 0.5)
     doc, ids = render_html(case, keep_phi=keep_phi)
     html_path = case.root / "report.html"
