@@ -242,6 +242,7 @@ def render_3d(case: Case, path: Path | None = None) -> Path:
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     from twinsep.image import Volume
+    from twinsep.report.plot3d import frame_axes, save_png
 
     path = Path(path) if path is not None else case.figures / "render_3d.png"
     tissues = Volume.read(case.tissues)
@@ -299,21 +300,9 @@ def render_3d(case: Case, path: Path | None = None) -> Path:
                                                      edgecolor="none", linewidth=0))
         if i == 2 and not shared.any():
             ax.text2D(0.5, 0.05, "no shared vessels", transform=ax.transAxes, ha="center")
-        for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
-            setter(c - half, c + half)
-        ax.set_box_aspect((1, 1, 1))
-        ax.view_init(elev=15, azim=-60)
-        ax.set_xlabel("x (mm, L)")
-        ax.set_ylabel("y (mm, P)")
-        ax.set_zlabel("z (mm, S)")
-        ax.tick_params(labelsize=6)
+        frame_axes(ax, centre, half, 15, -60)
         ax.set_title(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path)
 
 
 # --- sections ----------------------------------------------------------------------------------

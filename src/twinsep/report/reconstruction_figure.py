@@ -45,6 +45,7 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     from twinsep.models.separated import reconstruction_layers
+    from twinsep.report.plot3d import frame_axes, save_png
 
     rec = load_plan(case).get("reconstruction")
     layers = reconstruction_layers(case.models, rec, max_faces=FIGURE_FACES)
@@ -82,20 +83,8 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
         allp = tri.reshape(-1, 3)
         lo, hi = allp.min(0), allp.max(0)
         centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 + 5
-        for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=True):
-            setter(c - half, c + half)
-        ax.set_box_aspect((1, 1, 1))
-        ax.view_init(elev, azim)
-        ax.set_xlabel("x (mm, L)")
-        ax.set_ylabel("y (mm, P)")
-        ax.set_zlabel("z (mm, S)")
-        ax.tick_params(labelsize=6)
+        frame_axes(ax, centre, half, elev, azim)
         n_exp = sum(ly.tissue == "expander" for ly in mine)
         ax.set_title(f"twin {twin}: implant (blue), {n_exp} expander(s) (green)", fontsize=10,
                      pad=14)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_png(fig, path)
