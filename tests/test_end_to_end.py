@@ -52,6 +52,8 @@ def test_total_type_iii_from_nifti(make_phantom_case, tmp_path: Path) -> None:
     assert all(s in ("ran", "unavailable") for s in status.values()), status
     assert _sections(out) == CONJOINED_SECTIONS
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    # segmented from the CT: the report says how to read the brain contact area
+    assert "count as touching" in (out / "report.html").read_text()
     first = (out / "plan.json").read_bytes()
 
     # re-running is cheap: everything is skipped and nothing changes

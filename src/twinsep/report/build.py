@@ -356,6 +356,11 @@ def _shared(plan: dict) -> str:
             ["closest brain distance (mm)", s["brain_min_distance_mm"]],
             ["junction area (cm²)", s["junction_area_cm2"]]]
     out = _table(["", ""], rows)
+    if (plan.get("segmentation") or {}).get("source") == "ct":
+        out += ('<p class="note">Brain contact from a segmented CT: brain surfaces closer than '
+                "about 2.5 mm (a CSF sheet the scan does not resolve) count as touching; on "
+                "the phantoms this reads +5 % at 2 mm and +42 % at 1 mm (docs/methods.md)."
+                "</p>")
     vols = s["tissue_volumes_ml"]
     tissues = ["scalp", "bone", "dura", "brain", "vessel"]
     out += "<h3>Tissue volumes (ml)</h3>" + _table(
