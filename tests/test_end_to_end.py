@@ -87,10 +87,19 @@ def test_partial_from_dicom(make_phantom_obj, tmp_path: Path) -> None:
     assert read_json(out / "case.json")["source"]["format"].startswith("dicom")
     assert _timings(out)["schedule"] == "not applicable"
     assert _sections(out) == CONJOINED_SECTIONS
-    # no patient name or ID anywhere in the outputs
+    # no patient name or ID anywhere in the outputs, and so no DICOM-SEG (it must carry them)
     for name in ("plan.json", "case.json", "report.html", "timings.json"):
         text = (out / name).read_text()
         assert "PHANTOM^TWINS" not in text and '"PHANTOM"' not in text, name
+    assert not (out / "models" / "segmentation.dcm").exists()
+    assert plan["models"]["dicom_seg"] is None
+    # with --keep-phi the plan also writes the DICOM-SEG that references the source series
+    assert _plan(ph / "dicom", out, "--keep-phi") == 0
+    import pydicom
+
+    seg = pydicom.dcmread(out / "models" / "segmentation.dcm")
+    assert seg.Modality == "SEG" and str(seg.PatientName) == "PHANTOM^TWINS"
+    assert read_json(out / "plan.json")["models"]["dicom_seg"] == "models/segmentation.dcm"
 
 
 def test_not_conjoined_stops_after_identify(make_phantom_case, tmp_path: Path, capsys) -> None:

@@ -271,7 +271,7 @@ def _stage_settings(s: PlanSettings) -> dict[str, dict[str, Any]]:
                      "seed_b_mm": list(s.seed_b) if s.seed_b else None},
         "separate": {"choose": "min-risk", "risk": "packaged risk.yaml"},
         "simulate": {"catalog": catalog.name},
-        "models": {},
+        "models": {"dicom_seg": s.keep_phi},
         "viewer": {"serve": False},
         "schedule": {"roster": s.roster.name if s.roster else None},
         "report": {"keep_phi": s.keep_phi},
@@ -345,11 +345,20 @@ def _run_simulate(ctx: _Ctx) -> str:
 
 
 def _run_models(ctx: _Ctx) -> str:
+    from twinsep.casefolder import read_json
     from twinsep.models import models_case
 
     say = ctx.say("models")
+    # DICOM-SEG copies the source's patient and study modules (as the standard requires):
+    # written only with --keep-phi
+    dicom = None
+    source = read_json(ctx.case.case_json).get("source", {}) if ctx.case.case_json.exists() \
+        else {}
+    if ctx.settings.keep_phi and str(source.get("format", "")).lower().startswith("dicom"):
+        scan = Path(ctx.settings.scan)
+        dicom = scan if scan.is_dir() else scan.parent
     _, section = models_case(
-        ctx.case, progress=lambda d, done, total: say(d, done / max(total, 1))
+        ctx.case, dicom=dicom, progress=lambda d, done, total: say(d, done / max(total, 1))
     )
     notes = section.get("notes") or []
     return "; ".join(notes)

@@ -220,7 +220,8 @@ def write_models(case: Case, ms: ModelSet, *, dicom: Path | None = None,
                         software_version=__version__)
         dicom_seg = f"models/{DICOM_SEG_NAME}"
     elif fmt.lower().startswith("dicom"):
-        dicom_note = "input was DICOM; pass --dicom DIR (the source series) to write DICOM-SEG"
+        dicom_note = ("input was DICOM; DICOM-SEG carries the source's patient identifiers: "
+                      "`twinsep models CASE --dicom DIR` or `twinsep plan --keep-phi` writes it")
     else:
         dicom_note = f"input was {fmt or 'not DICOM'}; no DICOM-SEG"
     if dicom_seg is None and (out / DICOM_SEG_NAME).exists():
