@@ -155,3 +155,36 @@ def test_same_input_same_plan_in_another_folder(make_phantom_case, tmp_path: Pat
         assert _plan(ph / "ct.nii.gz", tmp_path / name, "--roster", str(ROSTER)) == 0
     assert (tmp_path / "one" / "plan.json").read_bytes() == (
         tmp_path / "two" / "plan.json").read_bytes()
+
+
+def test_change_a_decision_and_rerun(make_phantom_case, tmp_path: Path, capsys) -> None:
+    """A surgeon's change (the other separation alternative, a wider separation and a thicker
+    implant) re-runs only the stages it touches, and the plan follows it."""
+    ph = make_phantom_case(spacing=SPACING)
+    out = tmp_path / "case"
+    assert _plan(ph / "ct.nii.gz", out) == 0
+    assert read_json(out / "plan.json")["separation"]["chosen"] == "min_risk"
+
+    assert _plan(ph / "ct.nii.gz", out, "--choose", "sinus-to-b") == 0
+    status = _timings(out)
+    assert status["identify"] == "skipped" and status["separate"] == "ran", status
+    assert read_json(out / "plan.json")["separation"]["chosen"] == "sinus_to_b"
+
+    settings = tmp_path / "reconstruction.yaml"
+    settings.write_text("separation_distance_mm: 60\nimplant:\n  thickness_mm: 3.0\n")
+    assert _plan(ph / "ct.nii.gz", out, "--choose", "sinus-to-b",
+                 "--reconstruction", str(settings)) == 0
+    status = _timings(out)
+    assert status["separate"] == "skipped" and status["simulate"] == "ran", status
+    rec = read_json(out / "plan.json")["reconstruction"]
+    assert rec["separation_distance_mm"] == 60.0
+    assert {t["implant"]["thickness_mm"] for t in rec["cranium"]["twins"].values()} == {3.0}
+
+    # a misspelt key is bad input: one line, exit 2, the earlier results intact
+    settings.write_text("separation_distanse_mm: 60\n")
+    capsys.readouterr()
+    assert _plan(ph / "ct.nii.gz", out, "--choose", "sinus-to-b",
+                 "--reconstruction", str(settings)) == 2
+    assert "separation_distanse_mm" in capsys.readouterr().err
+    assert read_json(out / "plan.json")["reconstruction"]["separation_distance_mm"] == 60.0
+    assert _plan(ph / "ct.nii.gz", out, "--reconstruction", str(tmp_path / "nope.yaml")) == 2

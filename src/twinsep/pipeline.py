@@ -149,6 +149,18 @@ class PlanSettings:
         Keep patient identifiers (case.json and the report).
     series : str or None
         SeriesInstanceUID to take from a DICOM folder holding several.
+    risk : Path or None
+        Risk model YAML of the separation (default: the packaged ``risk.yaml``).
+    choose : str
+        Separation alternative to adopt: ``min-risk``, ``sinus-to-a``, ``sinus-to-b`` or
+        ``plane`` (with ``plane``).
+    plane : (x, y, z, nx, ny, nz) or None
+        The user's plane (world mm), for ``choose="plane"``.
+    stages : int or None
+        Number of operations dividing the crossing vessels (None: automatic).
+    reconstruction : Path or None
+        Reconstruction settings YAML (the keys it changes; see
+        ``src/twinsep/data/reconstruction.yaml``).
     """
 
     scan: Path
@@ -159,12 +171,23 @@ class PlanSettings:
     catalog: Path | None = None
     keep_phi: bool = False
     series: str | None = None
+    risk: Path | None = None
+    choose: str = "min-risk"
+    plane: tuple[float, float, float, float, float, float] | None = None
+    stages: int | None = None
+    reconstruction: Path | None = None
 
     def __post_init__(self) -> None:
         self.scan = Path(self.scan)
         self.tissues = Path(self.tissues) if self.tissues is not None else None
         self.roster = Path(self.roster) if self.roster is not None else None
         self.catalog = Path(self.catalog) if self.catalog is not None else None
+        self.risk = Path(self.risk) if self.risk is not None else None
+        self.reconstruction = (Path(self.reconstruction) if self.reconstruction is not None
+                               else None)
+        for name, path in (("--risk", self.risk), ("--reconstruction", self.reconstruction)):
+            if path is not None and not path.is_file():
+                raise InputError(f"{name} {path}: not a file")
         if (self.seed_a is None) != (self.seed_b is None):
             raise InputError("give both --seed-a and --seed-b, or neither")
 
@@ -269,8 +292,10 @@ def _stage_settings(s: PlanSettings) -> dict[str, dict[str, Any]]:
         "segment": {"source": "import" if s.tissues is not None else "ct"},
         "identify": {"seed_a_mm": list(s.seed_a) if s.seed_a else None,
                      "seed_b_mm": list(s.seed_b) if s.seed_b else None},
-        "separate": {"choose": "min-risk", "risk": "packaged risk.yaml"},
-        "simulate": {"catalog": catalog.name},
+        "separate": {"choose": s.choose, "risk": s.risk.name if s.risk else "packaged risk.yaml",
+                     "plane": list(s.plane) if s.plane else None, "stages": s.stages},
+        "simulate": {"catalog": catalog.name,
+                     "settings": s.reconstruction.name if s.reconstruction else "packaged"},
         "models": {"dicom_seg": s.keep_phi},
         "viewer": {"serve": False},
         "schedule": {"roster": s.roster.name if s.roster else None},
@@ -287,6 +312,10 @@ def _external_inputs(s: PlanSettings) -> dict[str, dict[str, str]]:
     catalog = s.catalog or default_catalog()
     if catalog.exists():
         out["simulate"]["catalog_sha256"] = hash_input(catalog)
+    if s.risk is not None:
+        out["separate"]["risk_sha256"] = hash_input(s.risk)
+    if s.reconstruction is not None:
+        out["simulate"]["settings_sha256"] = hash_input(s.reconstruction)
     if s.roster is not None:
         out["schedule"]["roster_sha256"] = hash_input(s.roster)
     return out
@@ -330,7 +359,9 @@ def _run_separate(ctx: _Ctx) -> str:
     from twinsep.separation import separate_case
 
     ctx.say("separate")("minimum s-t cut, coarse to fine", 0.1)
-    sep = separate_case(ctx.case)
+    st = ctx.settings
+    sep = separate_case(ctx.case, risk_file=st.risk, choose=st.choose, plane=st.plane,
+                        stages=st.stages)
     return f"chosen: {sep.summary.get('chosen')}"
 
 
@@ -340,7 +371,8 @@ def _run_simulate(ctx: _Ctx) -> str:
     catalog = ctx.settings.catalog or default_catalog()
     if not catalog.exists():
         raise InputError(f"{catalog}: expander catalogue not found (give --catalog FILE)")
-    simulate_case(ctx.case, catalog=catalog, progress=ctx.say("simulate"))
+    simulate_case(ctx.case, catalog=catalog, settings=ctx.settings.reconstruction,
+                  progress=ctx.say("simulate"))
     return ""
 
 

@@ -98,7 +98,21 @@ def plan(
     series: str | None = typer.Option(
         None, "--series", help="SeriesInstanceUID to take when the folder holds several."),
     keep_phi: bool = typer.Option(
-        False, "--keep-phi", help="Keep patient name, ID... in case.json and the report."),
+        False, "--keep-phi", help="Keep patient name, ID... in case.json and the report "
+        "(and write the DICOM-SEG of a DICOM scan)."),
+    risk: Path | None = typer.Option(
+        None, "--risk", help="Separation risk model YAML (default: the packaged risk.yaml)."),
+    choose: str = typer.Option(
+        "min-risk", "--choose", help="Separation alternative to adopt: min-risk, sinus-to-a, "
+        "sinus-to-b, plane (with --plane)."),
+    plane: str | None = typer.Option(
+        None, "--plane", help="User plane X,Y,Z,NX,NY,NZ (world mm) for --choose plane."),
+    stages: int | None = typer.Option(
+        None, "--stages", min=1, help="Operations dividing the crossing vessels "
+        "(default: automatic)."),
+    reconstruction: Path | None = typer.Option(
+        None, "--reconstruction", help="Reconstruction settings YAML: the keys it changes "
+        "(implant thickness, separation distance, expander fills...)."),
     force: bool = typer.Option(False, "--force", help="Redo every stage."),
     from_stage: str | None = typer.Option(
         None, "--from", help="Redo this stage and every later one: ingest, segment, "
@@ -107,12 +121,16 @@ def plan(
     """Plan the separation: ingest, segment, identify, separate, simulate, models, viewer,
     schedule and report. Unchanged stages (same inputs and settings) are skipped; stage
     timings go to CASE/timings.json."""
+    from twinsep.cli._app import parse_numbers
     from twinsep.pipeline import PlanSettings
 
+    pl = None if plane is None else parse_numbers(
+        plane, 6, "--plane", "six numbers X,Y,Z,NX,NY,NZ (world mm)")
     settings = PlanSettings(
         scan=scan, tissues=tissues, seed_a=parse_point(seed_a, "--seed-a"),
         seed_b=parse_point(seed_b, "--seed-b"), roster=roster, catalog=catalog,
-        keep_phi=keep_phi, series=series,
+        keep_phi=keep_phi, series=series, risk=risk, choose=choose, plane=pl, stages=stages,
+        reconstruction=reconstruction,
     )
     result = run_plan_cli(settings, out, force=force, from_stage=from_stage)
     print_locations(result)
