@@ -91,6 +91,46 @@ def test_brain_gap_measured():
     assert s.brain_contact_area_cm2 == 0.0
 
 
+def _slab_pair(sheet_mm: float, euler=(10.0, -20.0, 30.0)):
+    """Two brain slabs meeting at z = 0 (labels: touching over 30 x 30 mm = 9 cm2) in an
+    oblique 1 mm grid, and a CT (brain 30-40 HU with texture, 10 HU noise, 0.8 mm blur) that
+    has a CSF sheet (8 HU) ``sheet_mm`` thick at the junction, which the labels miss."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    d = Rotation.from_euler("xyz", euler, degrees=True).as_matrix()
+    n = np.array([64, 64, 64])
+    origin = -d @ ((n - 1) / 2.0)
+    vol = Volume(np.zeros(n[::-1], np.uint8), tuple(origin), (1.0, 1.0, 1.0), tuple(d.ravel()))
+    x, y, z = vol.index_to_world(np.indices(vol.shape).reshape(3, -1).T).T
+    head = (np.abs(x) < 25) & (np.abs(y) < 25) & (np.abs(z) < 25)
+    brain = (np.abs(x) < 15) & (np.abs(y) < 15) & (np.abs(z) < 15)
+    t = np.where(brain, 4, np.where(head, 1, 0)).astype(np.uint8).reshape(vol.shape)
+    o = np.where(head, np.where(z < 0, 1, 2), 0).astype(np.uint8).reshape(vol.shape)
+    texture = ndi.gaussian_filter(rng.standard_normal(vol.shape), 2.0)
+    hu = np.where(t == 4, 35.0 + 5.0 * np.sign(texture), np.where(t == 1, 40.0, -1000.0))
+    hu[(np.abs(z) < sheet_mm / 2).reshape(vol.shape) & (t == 4)] = 8.0
+    hu = ndi.gaussian_filter(hu, 0.8) + 10.0 * rng.standard_normal(vol.shape)
+    return vol.with_array(t), vol.with_array(o), vol.with_array(hu.astype(np.float32))
+
+
+@pytest.mark.parametrize("sheet_mm", [1.5, 2.0])
+def test_thin_csf_sheet_is_not_contact(sheet_mm):
+    """Labels that read a thin CSF sheet as brain say 9 cm2 of contact; with the scan the
+    sheet shows across the junction and the contact is gone."""
+    tissues, owner, ct = _slab_pair(sheet_mm)
+    labels_only = measure_shared(tissues, owner).brain_contact_area_cm2
+    assert labels_only == pytest.approx(9.0, rel=0.1)
+    assert measure_shared(tissues, owner, image=ct).brain_contact_area_cm2 < 0.2 * labels_only
+
+
+def test_true_contact_kept_with_the_scan():
+    tissues, owner, ct = _slab_pair(0.0)
+    labels_only = measure_shared(tissues, owner).brain_contact_area_cm2
+    with_scan = measure_shared(tissues, owner, image=ct).brain_contact_area_cm2
+    assert with_scan == pytest.approx(labels_only, rel=0.1)
+
+
 def test_ambiguous_owner_resolved_to_nearest():
     tissues, owner = _pair(vessel="none")
     o = owner.array.copy()

@@ -131,7 +131,8 @@ def load_case(root: Path | str) -> CaseData:
     else:
         from twinsep.shared import measure_shared
 
-        sa = measure_shared(tissues, owner)
+        sa = measure_shared(tissues, owner, image=ct if ct.same_grid(tissues, tol_mm=1e-2)
+                            else None)
         shared, source, mask = sa.to_plan(), "measure_shared (labels)", sa.shared_vessel_mask
     data = CaseData(case, ct, tissues, owner, plan, info, shared, source,
                     _brain_centroids(tissues, owner), mask)

@@ -837,7 +837,11 @@ def identify_case(
     from twinsep.shared import measure_shared
 
     say("measuring shared anatomy")
-    shared = measure_shared(tissues, result.owner)
+    scan = Volume.read(case.scan) if case.scan.exists() else None
+    if scan is not None and not scan.same_grid(tissues, tol_mm=1e-2):
+        scan = None
+    shared = measure_shared(tissues, result.owner, image=scan)
+    del scan
     say("classifying the junction")
     classification = classify(tissues, result.owner, shared, landmarks=landmarks)
     figures: dict[str, str] = {}

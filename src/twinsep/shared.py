@@ -41,7 +41,9 @@ Brain contact area and minimum distance
     contact area measured with each of the two layers is extrapolated linearly to depth 0
     (``1.5 A(0.5) - 0.5 A(1.5)``). Testing at the first layer alone overstates the area by
     ~20 % at 2 mm (brain surfaces meet the junction at shallow angles, so the contact rim
-    moves out by several mm per mm of depth).
+    moves out by several mm per mm of depth). Given the scan, the triangles where a thin
+    CSF sheet shows across the junction are left out (:func:`sheet_between_brains`: labels
+    segmented from a blurred CT read sheets under ~2.5 mm as brain).
     Minimum distance: the smallest gap between A-brain and B-brain voxels (centre distance
     less the voxel extent along the joining line), 0 when they touch (26-neighbours).
 Junction area
@@ -77,6 +79,15 @@ MIN_MINOR_VOLUME_MM3 = 30.0
 #: Smoothing (Gaussian sigma, voxels) of the distance difference whose gradient gives the
 #: junction surface's normal for the projected area.
 NORMAL_SIGMA_VOXELS = 1.0
+#: The sheet test of the brain contact (:func:`sheet_between_brains`): smoothing (mm),
+#: half widths of the window for the dip's centre and its sides (mm), sampling step (mm),
+#: the least dip (image units, HU) and the quantile of the along-junction dips to exceed.
+DIP_SMOOTH_MM = 0.7
+DIP_CENTRE_MM = 2.0
+DIP_SIDE_MM = 4.0
+DIP_STEP_MM = 0.25
+DIP_MIN = 6.0
+DIP_QUANTILE = 0.95
 #: Depths (voxels along the normal) at which each twin's brain is looked up for the brain
 #: contact area; the two areas are extrapolated linearly to depth 0.
 CONTACT_DEPTHS_VOXELS = (0.5, 1.5)
@@ -232,11 +243,12 @@ class JunctionSurface:
     area: np.ndarray
     in_head: np.ndarray
     contact: np.ndarray
+    normal: np.ndarray  # unit, world, from A towards B
 
     @classmethod
     def empty(cls) -> JunctionSurface:
         z3 = np.zeros((0, 3))
-        return cls(z3, z3, np.zeros(0), np.zeros(0, bool), np.zeros(0))
+        return cls(z3, z3, np.zeros(0), np.zeros(0, bool), np.zeros(0), z3)
 
 
 def _meeting_box(a: np.ndarray, b: np.ndarray, margin: int) -> tuple[slice, ...] | None:
@@ -323,7 +335,7 @@ def junction_surface(tissues: Volume, own: np.ndarray) -> JunctionSurface:
         pb = _sample(near_b, ckji + off, order=0) > 0.5
         both.append((pa & pb & in_head).astype(float))
     contact = (d2 * both[0] - d1 * both[1]) / (d2 - d1)
-    return JunctionSurface(ckji + start, tri.mean(axis=1), proj, in_head, contact)
+    return JunctionSurface(ckji + start, tri.mean(axis=1), proj, in_head, contact, normal)
 
 
 def _sample(array: np.ndarray, kji: np.ndarray, order: int = 1) -> np.ndarray:
@@ -632,13 +644,72 @@ def _min_gap(tissues: Volume, ba: np.ndarray, bb: np.ndarray) -> float:
     return float(dist[best] * (1.0 - 1.0 / cheb)) if cheb > 1 else 0.0
 
 
-def brain_contact(tissues: Volume, own: np.ndarray, surface: JunctionSurface | None = None
-                  ) -> tuple[float, float]:
+def _profile_dips(sm: np.ndarray, vol: Volume, points: np.ndarray, dirs: np.ndarray
+                  ) -> np.ndarray:
+    """Depth (image units) of the dip of ``sm`` at each point along its direction: the
+    lowest value within ``DIP_CENTRE_MM`` of the point, below the lower of the highest
+    values on either side of it (from 0.5 to ``DIP_SIDE_MM`` mm away)."""
+    ts = np.arange(-DIP_CENTRE_MM - DIP_SIDE_MM, DIP_CENTRE_MM + DIP_SIDE_MM + 1e-9,
+                   DIP_STEP_MM)
+    pts = points[:, None, :] + ts[None, :, None] * dirs[:, None, :]
+    kji = vol.world_to_index(pts.reshape(-1, 3))
+    prof = ndi.map_coordinates(sm, kji.T, order=1, mode="nearest").reshape(len(points), -1)
+    centre = np.flatnonzero(np.abs(ts) <= DIP_CENTRE_MM + 1e-9)
+    i0 = centre[np.argmin(prof[:, centre], axis=1)]
+    rows = np.arange(len(points))
+    off = ts[None, :] - ts[i0][:, None]
+    left = np.where((off <= -0.5) & (off >= -DIP_SIDE_MM), prof, -np.inf).max(axis=1)
+    right = np.where((off >= 0.5) & (off <= DIP_SIDE_MM), prof, -np.inf).max(axis=1)
+    return np.minimum(left, right) - prof[rows, i0]
+
+
+def sheet_between_brains(surface: JunctionSurface, image: Volume) -> np.ndarray:
+    """Contact triangles where the image shows a dark sheet along the junction (bool).
+
+    A thin CSF sheet between two brains is lost by a tissue threshold once the scanner has
+    blurred it, but it still dips the image *across* the junction. The image, smoothed by
+    ``DIP_SMOOTH_MM``, is sampled along each contact triangle's normal and along two tangent
+    directions; a triangle is a sheet when its dip across the junction is at least
+    ``DIP_MIN`` and beyond the ``DIP_QUANTILE`` of the dips along the tangents at the same
+    triangles (noise and texture of this very scan: so the threshold follows the noise).
+    """
+    sel = np.flatnonzero(surface.contact > 0)
+    out = np.zeros(len(surface.area), bool)
+    if len(sel) < 10:
+        return out
+    pts = surface.mm[sel]
+    n = surface.normal[sel]
+    # the smoothing only on the box the profiles reach
+    reach = DIP_CENTRE_MM + DIP_SIDE_MM + 4 * DIP_SMOOTH_MM
+    lo_w, hi_w = pts.min(0) - reach, pts.max(0) + reach
+    corners = np.array([[x, y, z] for x in (lo_w[0], hi_w[0]) for y in (lo_w[1], hi_w[1])
+                        for z in (lo_w[2], hi_w[2])])
+    kji = image.world_to_index(corners)
+    lo = np.clip(np.floor(kji.min(0)).astype(int), 0, None)
+    hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1, image.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    sub = _sub_volume(image, box, np.asarray(image.array[box], np.float32))
+    sm = ndi.gaussian_filter(sub.array, [DIP_SMOOTH_MM / v for v in image.spacing_kji])
+    axis = np.eye(3)[np.argmin(np.abs(n), axis=1)]
+    t1 = np.cross(n, axis)
+    t1 /= np.maximum(np.linalg.norm(t1, axis=1, keepdims=True), 1e-12)
+    t2 = np.cross(n, t1)
+    across = _profile_dips(sm, sub, pts, n)
+    along = np.concatenate([_profile_dips(sm, sub, pts, t1), _profile_dips(sm, sub, pts, t2)])
+    thr = max(DIP_MIN, float(np.quantile(along, DIP_QUANTILE)))
+    out[sel] = across >= thr
+    return out
+
+
+def brain_contact(tissues: Volume, own: np.ndarray, surface: JunctionSurface | None = None,
+                  image: Volume | None = None) -> tuple[float, float]:
     """Brain-to-brain contact area (cm^2) and minimum gap (mm, 0 when touching).
 
     The contact area is the part of the junction surface where both brains reach it
     (extrapolated from the first two voxel layers on each side, see the module docstring);
-    ``surface`` from :func:`junction_surface` is computed when not given.
+    ``surface`` from :func:`junction_surface` is computed when not given. With the scan
+    (``image``, CT in HU on the same grid) the triangles where a thin CSF sheet shows across
+    the junction (:func:`sheet_between_brains`) are not counted.
     """
     brain = np.asarray(tissues.array) == Tissue.BRAIN
     ba, bb = brain & (own == Owner.A), brain & (own == Owner.B)
@@ -647,7 +718,10 @@ def brain_contact(tissues: Volume, own: np.ndarray, surface: JunctionSurface | N
     if not _touching(ba, bb):
         return 0.0, _min_gap(tissues, ba, bb)
     surf = junction_surface(tissues, own) if surface is None else surface
-    return max(float((surf.area * surf.contact).sum()), 0.0) / 100.0, 0.0
+    weight = surf.contact
+    if image is not None and image.same_grid(tissues, tol_mm=1e-2):
+        weight = np.where(sheet_between_brains(surf, image), 0.0, weight)
+    return max(float((surf.area * weight).sum()), 0.0) / 100.0, 0.0
 
 
 def tissue_volumes_ml(tissues: Volume, own: np.ndarray) -> dict[str, dict[str, float]]:
@@ -675,7 +749,9 @@ METHOD = {
     "brain_contact_area_cm2": (
         "projected area of the junction surface where both brains reach it (brain looked "
         f"up at {CONTACT_DEPTHS_VOXELS[0]:g} and {CONTACT_DEPTHS_VOXELS[1]:g} voxel on each "
-        "side, extrapolated to the surface)"
+        "side, extrapolated to the surface); with the scan, less the triangles where the "
+        f"image dips across the junction (a CSF sheet: >= {DIP_MIN:g} HU and beyond the "
+        f"{DIP_QUANTILE:.0%} quantile of the dips along it)"
     ),
     "brain_min_distance_mm": "smallest gap between A- and B-brain voxels (world mm)",
     "junction_area_cm2": (
@@ -688,7 +764,8 @@ METHOD = {
 }
 
 
-def measure_shared(tissues: Volume, owner: Volume) -> SharedAnatomy:
+def measure_shared(tissues: Volume, owner: Volume, image: Volume | None = None
+                   ) -> SharedAnatomy:
     """Measure the anatomy the twins share.
 
     Parameters
@@ -698,6 +775,9 @@ def measure_shared(tissues: Volume, owner: Volume) -> SharedAnatomy:
     owner : Volume
         Owner codes on the same grid (0 background, 1 A, 2 B; 3 = ambiguous is resolved
         to the nearest twin).
+    image : Volume, optional
+        The scan (CT, HU) on the same grid: thin CSF sheets between the brains that the
+        labels miss are then left out of the brain contact area (:func:`brain_contact`).
 
     Returns
     -------
@@ -710,7 +790,7 @@ def measure_shared(tissues: Volume, owner: Volume) -> SharedAnatomy:
     own = resolve_owner(tissues, owner)
     surface = junction_surface(tissues, own)
     vessels, vmask = shared_vessels(tissues, own, surface)
-    contact, gap = brain_contact(tissues, own, surface)
+    contact, gap = brain_contact(tissues, own, surface, image)
     junction, centre = junction_area_cm2(tissues, own, surface)
     return SharedAnatomy(
         vessels=vessels,

@@ -357,10 +357,10 @@ def _shared(plan: dict) -> str:
             ["junction area (cm²)", s["junction_area_cm2"]]]
     out = _table(["", ""], rows)
     if (plan.get("segmentation") or {}).get("source") == "ct":
-        out += ('<p class="note">Brain contact from a segmented CT: brain surfaces closer than '
-                "about 2.5 mm (a CSF sheet the scan does not resolve) count as touching; on "
-                "the phantoms this reads +5 % at 2 mm and +42 % at 1 mm (docs/methods.md)."
-                "</p>")
+        out += ('<p class="note">Brain contact from a segmented CT: thin CSF sheets between '
+                "the brains are found across the junction in the scan itself, but sheets under "
+                "about 1 mm are beyond it, so brain surfaces that close count as touching "
+                "(on the phantoms: -4 % at 2 mm, +22 % at 1 mm; docs/methods.md).</p>")
     vols = s["tissue_volumes_ml"]
     tissues = ["scalp", "bone", "dura", "brain", "vessel"]
     out += "<h3>Tissue volumes (ml)</h3>" + _table(
