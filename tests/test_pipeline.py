@@ -57,6 +57,18 @@ def test_seeds_come_in_pairs(tmp_path: Path) -> None:
         PlanSettings(scan=tmp_path, seed_a=(0.0, 0.0, 0.0))
 
 
+def test_decisions_are_checked_before_any_stage(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(b"")
+    with pytest.raises(InputError, match="--choose must be one of"):
+        PlanSettings(scan=scan, choose="bogus")
+    with pytest.raises(InputError, match="needs --plane"):
+        PlanSettings(scan=scan, choose="plane")
+    with pytest.raises(InputError, match="--risk"):
+        PlanSettings(scan=scan, risk=tmp_path / "nope.yaml")
+    assert PlanSettings(scan=scan, choose="sinus-to-b").choose == "sinus-to-b"
+
+
 def test_missing_scan_is_input_error(tmp_path: Path) -> None:
     with pytest.raises(StageError) as info:
         run_plan(PlanSettings(scan=tmp_path / "nope.nii.gz"), tmp_path / "case")

@@ -188,6 +188,10 @@ class PlanSettings:
         for name, path in (("--risk", self.risk), ("--reconstruction", self.reconstruction)):
             if path is not None and not path.is_file():
                 raise InputError(f"{name} {path}: not a file")
+        from twinsep.separation.alternatives import resolve_choice
+
+        if resolve_choice(self.choose) == "plane" and self.plane is None:
+            raise InputError("--choose plane needs --plane X,Y,Z,NX,NY,NZ (world mm)")
         if (self.seed_a is None) != (self.seed_b is None):
             raise InputError("give both --seed-a and --seed-b, or neither")
 
