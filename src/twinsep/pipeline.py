@@ -98,8 +98,10 @@ _HINTS: dict[str, str] = {
     "Hounsfield units",
     "identify": "check the tissue labels (both brains labelled 4) or give --seed-a/--seed-b "
     "inside each brain (world mm)",
-    "separate": "check labels/twins.nii.gz (run `twinsep identify CASE` again)",
-    "simulate": "check the expander catalogue (examples/expanders.yaml)",
+    "separate": "check --risk, --choose/--plane and --stages, or labels/twins.nii.gz "
+    "(run `twinsep identify CASE` again)",
+    "simulate": "check --catalog (see examples/expanders.yaml) and --reconstruction (the keys "
+    "of src/twinsep/data/reconstruction.yaml)",
     "models": "run `twinsep models CASE` to see the full message",
     "viewer": "run `twinsep view CASE --no-serve` to see the full message",
     "schedule": "check the roster file (see examples/roster.yaml and docs/schedule.md)",
