@@ -203,6 +203,16 @@ def test_view_writes_one_self_contained_page(viewer_case):
     assert not re.search(r"""(src|href)=["']?https?://""", text)
     assert "three/addons/webxr/VRButton.js" in text
     assert (out / "index.html").stat().st_size < 20e6
+    # the scene travels gzip-compressed: exactly models/model.glb once inflated
+    import base64
+    import gzip
+
+    block = re.search(r'<script type="application/json" id="twinsep-data">(.*?)</script>',
+                      text, re.S).group(1)
+    data = json.loads(block)
+    assert "glb" not in data
+    glb = gzip.decompress(base64.b64decode(data["glb_gzip"]))
+    assert glb == (viewer_case / "models" / "model.glb").read_bytes()
 
 
 def test_view_needs_models(tmp_path, capsys):

@@ -590,7 +590,7 @@ function buildStagePanel() {
 }
 
 async function loadScene() {
-  const glb = b64ToBytes(DATA.glb);
+  const glb = DATA.glb_gzip ? await gunzip(b64ToBytes(DATA.glb_gzip)) : b64ToBytes(DATA.glb);
   const gltf = await new GLTFLoader().parseAsync(glb.buffer, '');
   root.add(gltf.scene);
   const manifestLayers = (DATA.manifest && DATA.manifest.layers) || [];
