@@ -360,7 +360,8 @@ def _shared(plan: dict) -> str:
         out += ('<p class="note">Brain contact from a segmented CT: thin CSF sheets between '
                 "the brains are found across the junction in the scan itself, but sheets under "
                 "about 1 mm are beyond it, so brain surfaces that close count as touching "
-                "(on the phantoms: -4 % at 2 mm, +22 % at 1 mm; docs/methods.md).</p>")
+                "(on the phantoms: -4 % at 2 mm, +22 % at 1 mm, +33 % at 0.5 mm; "
+                "docs/methods.md).</p>")
     vols = s["tissue_volumes_ml"]
     tissues = ["scalp", "bone", "dura", "brain", "vessel"]
     out += "<h3>Tissue volumes (ml)</h3>" + _table(
