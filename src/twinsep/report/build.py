@@ -450,9 +450,9 @@ def _reconstruction(case: Case, plan: dict, pdf: bool = False) -> str:
     fig = case.figures / "reconstruction.png"
     if fig.exists():
         out += _img(fig, "reconstruction", "Each child after the cut (the twins moved "
-                    f"{r.get('separation_distance_mm', 0):g} mm apart): head translucent, "
-                    "skull, cranial implant light blue, tissue expanders pale green at full "
-                    "fill. In the viewer: View, Separated.", pdf=pdf)
+                    f"{r.get('separation_distance_mm', 0):g} mm apart): its skull, the cranial "
+                    "implant light blue and the tissue expanders pale green at full fill. In "
+                    "the viewer (View, Separated) with the head and the wound too.", pdf=pdf)
     scalp = r.get("scalp", {})
     erows = []
     for k, lst in sorted(scalp.get("expanders", {}).items()):

@@ -53,8 +53,8 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
     if not twins:
         return None
     path = Path(path) if path is not None else case.figures / "reconstruction.png"
-    fig = plt.figure(figsize=(11.0, 5.2), dpi=90)
-    fig.subplots_adjust(left=0.0, right=0.98, bottom=0.03, top=0.92, wspace=0.05)
+    fig = plt.figure(figsize=(11.0, 5.6), dpi=90)
+    fig.subplots_adjust(left=0.0, right=0.98, bottom=0.03, top=0.86, wspace=0.05)
     for i, twin in enumerate(twins):
         ax = fig.add_subplot(1, len(twins), i + 1, projection="3d")
         # the skull, implant and expanders (the viewer also has the head and the wound)
@@ -85,6 +85,8 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
         centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 + 5
         frame_axes(ax, centre, half, elev, azim)
         n_exp = sum(ly.tissue == "expander" for ly in mine)
-        ax.set_title(f"twin {twin}: implant (blue), {n_exp} expander(s) (green)", fontsize=10,
-                     pad=14)
+        # above the panel, clear of the axis labels of a view from below
+        box = ax.get_position()
+        fig.text((box.x0 + box.x1) / 2, 0.95, f"twin {twin}: implant (blue), {n_exp} "
+                 "expander(s) (green)", ha="center", va="center", fontsize=10)
     return save_png(fig, path)
