@@ -200,6 +200,30 @@ def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice,
     return tuple(out)
 
 
+def border_labels(lab: np.ndarray, n: int) -> np.ndarray:
+    """Which of the labels ``0..n`` of ``lab`` (from :func:`scipy.ndimage.label`) touch the
+    array's border: a boolean array of length ``n + 1`` (entry 0 as found)."""
+    out = np.zeros(n + 1, bool)
+    for ax in range(lab.ndim):
+        for end in (0, -1):
+            out[np.unique(np.take(lab, end, axis=ax))] = True
+    return out
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with the background pockets that do not reach the array border filled
+    (6-connected background): :func:`scipy.ndimage.binary_fill_holes` by one labelling,
+    which is faster on large volumes."""
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    outer = border_labels(lab, n)
+    outer[0] = True  # the mask itself
+    return mask | ~outer[lab]
+
+
 def resample_like(moving: Volume, reference: Volume, *, nearest: bool = True, default=0) -> Volume:
     """Resample ``moving`` onto the grid of ``reference`` (identity transform in world mm)."""
     import SimpleITK as sitk

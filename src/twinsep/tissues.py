@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twinsep.casefolder import Case, sha256_array, sha256_file, update_plan, write_volume
 from twinsep.errors import InputError
-from twinsep.image import Volume, resample_like
+from twinsep.image import Volume, fill_holes, resample_like
 from twinsep.labels import TISSUE_NAMES, Tissue
 
 #: Grid (mm) on which the depth below the head surface is computed (then interpolated).
@@ -350,23 +350,6 @@ def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
         sl = objs[c - 1]
         sub[sl] &= lab[sl] != c
     return out
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with the background pockets that do not reach the array border filled
-    (6-connected background, as ``scipy.ndimage.binary_fill_holes``)."""
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(~mask)
-    if n == 0:
-        return mask.copy()
-    outer = np.zeros(n + 1, bool)
-    for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
-        outer[np.unique(face)] = True
-    outer[0] = True  # the mask itself
-    hole = ~outer
-    hole[0] = False
-    return mask | hole[lab]
 
 
 def _factors(sampling: tuple[float, ...], target_mm: float) -> tuple[int, int, int]:
@@ -733,7 +716,7 @@ def segment_ct(
     inner = _bbox(head_o, tuple(int(np.ceil(2.0 / v)) + 1 for v in sp))  # type: ignore[arg-type]
     box = tuple(slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner,
                                                                            strict=True))
-    head = _fill_holes(head_o[inner])
+    head = fill_holes(head_o[inner])
     h = np.ascontiguousarray(hs_o[inner])
     del hu_o, hs_o, head_o
     # the unsmoothed HU in the CT's own type (integer types are cheaper to filter)

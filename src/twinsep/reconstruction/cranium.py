@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from twinsep.image import Volume
+from twinsep.image import Volume, border_labels, fill_holes
 
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -138,19 +138,6 @@ def near_box(coarse: np.ndarray, where: np.ndarray, limit_mm: float, err_mm: flo
     """Box of the voxels of ``where`` that may lie within ``limit_mm`` of the features of the
     coarse distance map ``coarse`` (error ``err_mm``)."""
     return bbox(where & (coarse <= limit_mm + err_mm))
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` with the background parts that do not reach the border filled (6-conn.);
-    the same as :func:`scipy.ndimage.binary_fill_holes`, by labelling (faster)."""
-    lab, n = ndi.label(~mask)
-    if n == 0:
-        return mask.copy()
-    border = np.zeros(n + 1, bool)
-    for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
-        border[np.unique(face)] = True
-    border[0] = True  # the mask itself
-    return mask | ~border[lab]
 
 
 # --- geometry --------------------------------------------------------------------------
@@ -289,9 +276,7 @@ def closure_check(bone: np.ndarray, implant: np.ndarray, cran: np.ndarray, intra
 
     def leak(wall: np.ndarray) -> int:
         lab, n = ndi.label(~wall)
-        out = np.zeros(n + 1, bool)
-        for face in (lab[0], lab[-1], lab[:, 0], lab[:, -1], lab[:, :, 0], lab[:, :, -1]):
-            out[np.unique(face)] = True
+        out = border_labels(lab, n)
         out[0] = False
         return int(out[lab[intra & ~wall]].sum())
 
