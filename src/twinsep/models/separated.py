@@ -66,10 +66,13 @@ def _load(models_dir: Path, rel: str, max_faces: int, notes: list[str]):
 
 def reconstruction_layers(models_dir: Path, reconstruction: dict | None, *,
                           max_faces: int | None = None,
-                          notes: list[str] | None = None) -> list[Layer]:
+                          notes: list[str] | None = None,
+                          kinds: set[str] | None = None) -> list[Layer]:
     """Layers of the separated twins from plan.json ``reconstruction`` (see the module
     docstring); empty when the case has no reconstruction. ``max_faces``: one triangle
-    budget for every mesh instead of :data:`SEPARATED_MAX_FACES`."""
+    budget for every mesh instead of :data:`SEPARATED_MAX_FACES`; ``kinds``: only these
+    layer kinds (``head``, ``skull``, ``implant``, ``wound``, ``expander``), the others'
+    meshes not even read."""
     notes = notes if notes is not None else []
     if not reconstruction:
         return []
@@ -85,6 +88,8 @@ def reconstruction_layers(models_dir: Path, reconstruction: dict | None, *,
             if not rel:
                 continue
             base = "expander" if kind.startswith("expander") else kind
+            if kinds is not None and base not in kinds:
+                continue
             budget = SEPARATED_MAX_FACES[base] if max_faces is None else max_faces
             mesh, name = _load(models_dir, rel, budget, notes)
             if mesh is None:

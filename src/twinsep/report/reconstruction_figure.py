@@ -48,7 +48,8 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
     from twinsep.report.plot3d import frame_axes, save_png
 
     rec = load_plan(case).get("reconstruction")
-    layers = reconstruction_layers(case.models, rec, max_faces=FIGURE_FACES)
+    layers = reconstruction_layers(case.models, rec, max_faces=FIGURE_FACES,
+                                   kinds=set(_ALPHA))
     twins = sorted({ly.twin for ly in layers if ly.twin})
     if not twins:
         return None
@@ -58,7 +59,7 @@ def reconstruction_figure(case: Case, path: Path | None = None) -> Path | None:
     for i, twin in enumerate(twins):
         ax = fig.add_subplot(1, len(twins), i + 1, projection="3d")
         # the skull, implant and expanders (the viewer also has the head and the wound)
-        mine = [ly for ly in layers if ly.twin == twin and ly.tissue in _ALPHA]
+        mine = [ly for ly in layers if ly.twin == twin]
         mine.sort(key=lambda ly: _ORDER.index(ly.tissue))
         elev, azim = _view(rec["twins"][twin].get("defect_normal"))
         e, a = np.radians(elev), np.radians(azim)
