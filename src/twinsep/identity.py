@@ -837,11 +837,9 @@ def identify_case(
     from twinsep.shared import measure_shared
 
     say("measuring shared anatomy")
-    scan = Volume.read(case.scan) if case.scan.exists() else None
-    if scan is not None and not scan.same_grid(tissues, tol_mm=1e-2):
-        scan = None
-    shared = measure_shared(tissues, result.owner, image=scan)
-    del scan
+    ct = Volume.read(case.scan) if case.scan.exists() else None  # also for the figure
+    same = ct is not None and ct.same_grid(tissues, tol_mm=1e-2)
+    shared = measure_shared(tissues, result.owner, image=ct if same else None)
     say("classifying the junction")
     classification = classify(tissues, result.owner, shared, landmarks=landmarks)
     figures: dict[str, str] = {}
@@ -852,7 +850,6 @@ def identify_case(
         if exc.name != "twinsep.figures":
             raise
     else:
-        ct = Volume.read(case.scan) if case.scan.exists() else None
         fig_path = case.figures / "junction.png"
         case.figures.mkdir(parents=True, exist_ok=True)
         junction_figure(
