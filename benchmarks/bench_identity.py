@@ -4,7 +4,7 @@ Two modes:
 
 * ``python benchmarks/bench_identity.py --table [--spacing 1] [--methods a,b]
   [--out docs/identity_table.md]`` builds every phantom kind, runs each method from the
-  true tissue map (``--tissues``) and from the CT alone (``twinsep.tissues.segment_ct``),
+  true tissue map (``--tissues``) and from the CT alone (``twinsep.segment.core.segment_ct``),
   and prints a Markdown table of Dice (overall and within 25 mm of the interface, over
   unambiguous voxels) and time. This is the table in ``docs/methods.md``.
 * ``pytest benchmarks/bench_identity.py --benchmark-enable`` times the default method on
@@ -49,7 +49,7 @@ def make(name: str, spacing: float):
 
 def score(owner: np.ndarray, phantom) -> tuple[float, float]:
     """Worst-twin Dice overall and within NEAR_MM of the interface."""
-    from twinsep.identity import dice_scores
+    from twinsep.identify.identity import dice_scores
 
     truth = phantom.owner.array
     d_all = dice_scores(owner, truth)
@@ -59,8 +59,8 @@ def score(owner: np.ndarray, phantom) -> tuple[float, float]:
 
 def run_table(spacing: float, methods: list[str], names: list[str]) -> list[dict]:
     """Rows of results: one per phantom, source and method."""
-    from twinsep.identity import identify
-    from twinsep.tissues import segment_ct
+    from twinsep.identify.identity import identify
+    from twinsep.segment.core import segment_ct
 
     rows = []
     for name in names:
@@ -160,7 +160,7 @@ def markdown(rows: list[dict], spacing: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from twinsep.identity import METHODS
+    from twinsep.identify.identity import METHODS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--table", action="store_true", help="run the comparison and print the table")
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- pytest-benchmark ---------------------------------------------------------------------
 def test_bench_identity_default(benchmark) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make("type I total", 2.0)
     result = benchmark.pedantic(identify, args=(ph.tissues,), rounds=1, iterations=1)

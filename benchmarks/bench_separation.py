@@ -1,4 +1,4 @@
-"""Benchmark of the separation cut (``twinsep.separation``) on phantoms.
+"""Benchmark of the separation cut (``twinsep.separate``) on phantoms.
 
 Runs each method in a fresh child process and reports wall time, CPU time (``cpu_s``, the
 figure to compare on a shared, loaded machine: the work is single-threaded) and peak
@@ -58,9 +58,9 @@ def _child(method: str, spacing: float, cache: str, q, src: str | None = None) -
         sys.path.insert(0, src)
     import numpy as np
 
-    from twinsep.separation import load_risk, pyramid_cut, separate, solve_band
-    from twinsep.separation.graphcut import _near, interface_mask
-    from twinsep.separation.risk import vessel_cross_section
+    from twinsep.separate import load_risk, pyramid_cut, separate, solve_band
+    from twinsep.separate.graphcut import _near, interface_mask
+    from twinsep.separate.risk import vessel_cross_section
 
     tissues, owner, truth = _phantom(spacing, Path(cache))
     tis, own0 = tissues.array, owner.array
@@ -96,13 +96,13 @@ def _child(method: str, spacing: float, cache: str, q, src: str | None = None) -
             out = res.owner
         else:  # single-bk
             o = np.where((own0 == 1) | (own0 == 2), own0, 0).astype(np.uint8)
-            from twinsep.separation.graphcut import _fill_unowned
+            from twinsep.separate.graphcut import _fill_unowned
 
             o = _fill_unowned(o, tis > 0)
             band = _near(interface_mask(o), 10.0, sk) & (tis > 0)
             out, _flow, ne = solve_band(cost, tis > 0, o, band, sk)
             info["levels"] = [{"band_voxels": int(band.sum()), "edges": ne}]
-        from twinsep.separation.metrics import face_measures
+        from twinsep.separate.metrics import face_measures
 
         info["risk"] = face_measures(out, tis, cost, sk)["risk"]
         info["cut_s"] = time.perf_counter() - t1

@@ -1,4 +1,4 @@
-"""Accuracy and speed of ``twinsep.tissues.segment_ct`` on phantoms.
+"""Accuracy and speed of ``twinsep.segment.core.segment_ct`` on phantoms.
 
 Run: ``.venv/bin/python benchmarks/bench_tissues.py [--spacing 2] [--kinds total,partial]
 [--baseline REV]``.
@@ -40,7 +40,7 @@ KINDS = {
 }
 
 #: Child process: segment the CT in argv[1] with the module file argv[2] (or the installed
-#: twinsep.tissues when it is "-"), write the labels to argv[3], print timings as JSON.
+#: twinsep.segment.core when it is "-"), write the labels to argv[3], print timings as JSON.
 _CHILD = """
 import importlib.util, json, resource, sys, time
 import numpy as np
@@ -49,7 +49,7 @@ import SimpleITK
 from twinsep.image import Volume
 ct = Volume.read(sys.argv[1])
 if sys.argv[2] == "-":
-    from twinsep.tissues import segment_ct
+    from twinsep.segment.core import segment_ct
 else:
     spec = importlib.util.spec_from_file_location("tissues_baseline", sys.argv[2])
     mod = importlib.util.module_from_spec(spec)

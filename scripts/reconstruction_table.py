@@ -11,8 +11,8 @@ from pathlib import Path
 
 from twinsep.phantom.build import make_phantom
 from twinsep.phantom.spec import PhantomSpec
-from twinsep.reconstruction.expanders import load_catalog
-from twinsep.reconstruction.simulate import simulate_arrays
+from twinsep.simulate.core import simulate_arrays
+from twinsep.simulate.expanders import load_catalog
 
 CATALOG = Path(__file__).resolve().parents[1] / "examples" / "expanders.yaml"
 DEMO = {"fusion": "total", "axial_rotation": 60.0, "shared_sinus": True, "seed": 0}

@@ -8,8 +8,8 @@ Run from the repository root after ``npm ci``::
 
 It copies the ES modules the viewer uses (the core build, GLTFLoader and its two helper
 modules, OrbitControls, VRButton) and three's licence, unchanged, into
-``src/twinsep/viewer/static/vendor/three/`` keeping three's own folder layout, and writes
-``VERSION`` with the npm version. The viewer builder (``twinsep.viewer.build``) inlines
+``src/twinsep/view/static/vendor/three/`` keeping three's own folder layout, and writes
+``VERSION`` with the npm version. The viewer builder (``twinsep.view.build``) inlines
 these files into each ``index.html``, so the installed package needs no network and no npm.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "node_modules" / "three"
-DEST = ROOT / "src" / "twinsep" / "viewer" / "static" / "vendor" / "three"
+DEST = ROOT / "src" / "twinsep" / "view" / "static" / "vendor" / "three"
 
 #: Files copied, relative to the three package root.
 FILES = (

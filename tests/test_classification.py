@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from twinsep.casefolder import PLAN_SCHEMA_VERSION, validate_plan
-from twinsep.classification import TwinOrientation, _nasions, classify, pair_geometry
 from twinsep.errors import InputError
-from twinsep.shared import measure_shared
+from twinsep.identify.classification import TwinOrientation, _nasions, classify, pair_geometry
+from twinsep.identify.shared import measure_shared
 
 #: Largest error (degrees) of the long-axis angle and of the axial rotation (the issue's
 #: acceptance), and of each twin's long axis and anterior direction.
@@ -104,8 +104,8 @@ def test_pipeline_classification(make_phantom_obj, name: str) -> None:
     vessel found if and only if the phantom's sinus crosses between the twins. (Measured:
     errors <= 4.8 degrees; ~4 s per kind besides building the phantom.)
     """
-    from twinsep.identity import identify
-    from twinsep.tissues import segment_ct
+    from twinsep.identify.identity import identify
+    from twinsep.segment.core import segment_ct
 
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))
@@ -120,8 +120,8 @@ def test_pipeline_classification(make_phantom_obj, name: str) -> None:
 @pytest.mark.slow
 def test_pipeline_classification_1mm(make_phantom_obj) -> None:
     """One kind at 1 mm through the pipeline (~15 s with the phantom)."""
-    from twinsep.identity import identify
-    from twinsep.tissues import segment_ct
+    from twinsep.identify.identity import identify
+    from twinsep.segment.core import segment_ct
 
     ph = make_phantom_obj(spacing=(1.0, 1.25, 1.6), fusion="total", oblique=25.0)
     tissues = segment_ct(ph.ct)

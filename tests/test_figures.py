@@ -7,8 +7,8 @@ from matplotlib.colors import rgb_to_hsv
 from matplotlib.image import imread
 
 from test_shared import _pair
-from twinsep.figures import junction_figure
-from twinsep.shared import measure_shared
+from twinsep.identify.figures import junction_figure
+from twinsep.identify.shared import measure_shared
 
 
 def _hues(png):

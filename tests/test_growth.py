@@ -16,9 +16,9 @@ AGE = 12.0  # months; the base phantom stands for 6 months
 def _case(tmp: Path, phantom_dir: Path, name: str, *, swap: bool = False) -> Path:
     """A case folder from a phantom: its CT ingested, its true labels as the case's labels."""
     from twinsep.casefolder import Case
+    from twinsep.identify.shared import resolve_owner
     from twinsep.image import Volume
-    from twinsep.ingest import ingest
-    from twinsep.shared import resolve_owner
+    from twinsep.ingest.read import ingest
 
     out = tmp / name
     ingest(phantom_dir / "ct.nii.gz", out)
@@ -78,7 +78,7 @@ def test_grown_phantom_truth(pair):
 
 def test_compare_known_growth(pair, tmp_path):
     from twinsep.casefolder import Case, load_plan
-    from twinsep.growth import compare_cases
+    from twinsep.compare.core import compare_cases
 
     ph_e, ph_l, e, lt = pair
     cmp = compare_cases(e, lt, tmp_path / "out", months=6.0)
@@ -113,7 +113,7 @@ def test_compare_known_growth(pair, tmp_path):
 
 def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
     """A later scan placed upside down whose identify stage named the twins the other way."""
-    from twinsep.growth import compare
+    from twinsep.compare.core import compare
 
     ph_e = make_phantom_case(spacing=SPACING)
     ph_l = make_phantom_case(spacing=SPACING, age_months=AGE,
@@ -136,8 +136,8 @@ def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
 
 
 def test_unrelated_cases_are_refused(tmp_path, make_phantom_case):
+    from twinsep.compare.core import compare
     from twinsep.errors import InputError
-    from twinsep.growth import compare
 
     e = _case(tmp_path, make_phantom_case(spacing=SPACING), "earlier")
     other = make_phantom_case(spacing=SPACING, fusion="partial", long_axis_angle=110.0,

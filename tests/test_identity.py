@@ -17,7 +17,7 @@ NEAR_MM = 25.0
 
 
 def _dice(owner: np.ndarray, phantom, near: bool) -> float:
-    from twinsep.identity import dice_scores
+    from twinsep.identify.identity import dice_scores
 
     sp = phantom.owner.spacing_kji
     d = dice_scores(owner, phantom.owner.array, sp, NEAR_MM if near else None)
@@ -35,7 +35,7 @@ UNIT_SET = {
 
 @pytest.mark.parametrize("name", list(UNIT_SET))
 def test_dice_from_tissues(make_phantom_obj, name: str) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET[name])
     r = identify(ph.tissues)
@@ -46,8 +46,8 @@ def test_dice_from_tissues(make_phantom_obj, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["total", "wavy"])
 def test_dice_from_ct(make_phantom_obj, name: str) -> None:
-    from twinsep.identity import identify
-    from twinsep.tissues import segment_ct
+    from twinsep.identify.identity import identify
+    from twinsep.segment.core import segment_ct
 
     ph = make_phantom_obj(**UNIT_SET[name])
     r = identify(segment_ct(ph.ct))
@@ -57,7 +57,7 @@ def test_dice_from_ct(make_phantom_obj, name: str) -> None:
 
 def test_nearest_seed_baseline_is_worse_on_unequal_twins(make_phantom_obj) -> None:
     """The benchmark's point, kept honest: a plain nearest-seed split fails here."""
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["unequal"])
     good = _dice(identify(ph.tissues).owner.array, ph, near=True)
@@ -66,7 +66,7 @@ def test_nearest_seed_baseline_is_worse_on_unequal_twins(make_phantom_obj) -> No
 
 
 def test_owner_covers_foreground_on_scan_grid(make_phantom_obj) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["total"])
     r = identify(ph.tissues)
@@ -78,14 +78,14 @@ def test_owner_covers_foreground_on_scan_grid(make_phantom_obj) -> None:
 
 
 def test_deterministic(make_phantom_obj) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["unequal"])
     assert np.array_equal(identify(ph.tissues).owner.array, identify(ph.tissues).owner.array)
 
 
 def test_ab_rule_first_along_axis_of_largest_difference(make_phantom_obj) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["total"])
     r = identify(ph.tissues)
@@ -100,7 +100,7 @@ def test_ab_rule_first_along_axis_of_largest_difference(make_phantom_obj) -> Non
 
 def test_ab_rule_follows_flipped_anatomy(make_phantom_obj) -> None:
     """Mirror the scan along k: the twin that was B now comes first and becomes A."""
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["total"])
     flipped = ph.tissues.with_array(np.ascontiguousarray(ph.tissues.array[::-1]))
@@ -112,7 +112,7 @@ def test_ab_rule_follows_flipped_anatomy(make_phantom_obj) -> None:
 
 
 def test_seeds_override_ab_order(make_phantom_obj) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["total"])
     auto = identify(ph.tissues)
@@ -125,7 +125,7 @@ def test_seeds_override_ab_order(make_phantom_obj) -> None:
 
 
 def test_find_seeds_in_each_brain(make_phantom_obj) -> None:
-    from twinsep.identity import find_seeds
+    from twinsep.identify.identity import find_seeds
 
     ph = make_phantom_obj(**UNIT_SET["wavy"])
     a, b = find_seeds(ph.tissues)
@@ -136,7 +136,7 @@ def test_find_seeds_in_each_brain(make_phantom_obj) -> None:
 
 
 def test_bad_seed_and_method() -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     t = np.zeros((20, 20, 20), np.uint8)
     t[5:15, 5:15, 5:15] = Tissue.BRAIN
@@ -150,7 +150,7 @@ def test_bad_seed_and_method() -> None:
 
 
 def test_no_brain_is_input_error() -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     t = np.zeros((20, 20, 20), np.uint8)
     t[4:16, 4:16, 4:16] = Tissue.SCALP
@@ -162,7 +162,7 @@ def test_one_head_is_input_error(phantom_separate) -> None:
     """One real phantom head (the other removed) has one brain centre."""
     from scipy import ndimage as ndi
 
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     t = phantom_separate.tissues.array
     comp, _ = ndi.label(t > 0, structure=np.ones((3, 3, 3)))
@@ -174,7 +174,7 @@ def test_one_head_is_input_error(phantom_separate) -> None:
 
 
 def test_not_conjoined_distance(phantom_separate) -> None:
-    from twinsep.identity import identify
+    from twinsep.identify.identity import identify
 
     r = identify(phantom_separate.tissues)
     assert not r.conjoined
@@ -252,7 +252,7 @@ def test_cli_bad_seed_exit_2(phantom_total_case, tmp_path) -> None:
 
 def test_cli_conjoined_writes_owner_and_plan(phantom_total_case, tmp_path) -> None:
     from twinsep.cli import main
-    from twinsep.identity import dice_scores
+    from twinsep.identify.identity import dice_scores
 
     case = _case_from_phantom(phantom_total_case, tmp_path / "case")
     assert main(["identify", str(case)]) == 0
@@ -281,8 +281,8 @@ def _phantom_set() -> dict[str, dict]:
 
 
 def _sweep(make_phantom_obj, name: str, spacing: float) -> list[str]:
-    from twinsep.identity import identify
-    from twinsep.tissues import segment_ct
+    from twinsep.identify.identity import identify
+    from twinsep.segment.core import segment_ct
 
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))

@@ -137,7 +137,7 @@ def test_world_positions_survive_file_round_trip(direction, spacing, origin, suf
 def test_dicom_write_then_ingest_keeps_each_voxels_world_position(direction, spacing,
                                                                     origin):
     from twinsep.exchange.dicom import write_ct_series
-    from twinsep.ingest import ingest
+    from twinsep.ingest.read import ingest
 
     vol = _volume(direction, spacing, origin)
     with tempfile.TemporaryDirectory() as tmp:

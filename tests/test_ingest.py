@@ -18,7 +18,7 @@ from twinsep.cli import main
 from twinsep.errors import InputError
 from twinsep.exchange.dicom import write_ct_series, write_enhanced_ct
 from twinsep.image import Volume
-from twinsep.ingest import ingest
+from twinsep.ingest.read import ingest
 
 TOL_MM = 1e-3
 

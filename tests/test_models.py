@@ -52,8 +52,8 @@ def models_case(phantom_total_case, tmp_path_factory):
     ``twinsep models --dicom``."""
     from twinsep.cli import main
     from twinsep.exchange.dicom import write_ct_series
-    from twinsep.ingest import ingest
-    from twinsep.separation.mesh import write_ply
+    from twinsep.ingest.read import ingest
+    from twinsep.separate.mesh import write_ply
 
     tmp = tmp_path_factory.mktemp("models")
     ct = Volume.read(phantom_total_case / "ct.nii.gz")
@@ -367,10 +367,10 @@ def test_glb_normals_and_seg_extents():
 
 
 def test_layer_labelmap_matches_the_rules(phantom_total_case):
-    """Label values per (twin, tissue) and the shared vessels as twinsep.shared finds them."""
+    """Label values per (twin, tissue) and the shared vessels as identify.shared finds them."""
+    from twinsep.identify.shared import shared_vessels
     from twinsep.labels import Owner
     from twinsep.models.scene import LAYER_TISSUES, layer_labelmap, resolved_owner
-    from twinsep.shared import shared_vessels
 
     tissues = Volume.read(phantom_total_case / "tissues.nii.gz")
     owner = _owner_without_ambiguous(Volume.read(phantom_total_case / "owner.nii.gz"))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from twinsep.errors import InputError
-from twinsep.reconstruction import expander_gain, fill_schedule, height_for_volume, load_settings
-from twinsep.reconstruction.expanders import Product, evaluate, expander_mesh, load_catalog
+from twinsep.simulate import expander_gain, fill_schedule, height_for_volume, load_settings
+from twinsep.simulate.expanders import Product, evaluate, expander_mesh, load_catalog
 
 CATALOG = Path(__file__).resolve().parents[1] / "examples" / "expanders.yaml"
 
@@ -90,7 +90,7 @@ def test_height_for_volume_and_mesh(shape: str, length: float, width: float) -> 
 def test_expander_bent_onto_the_skull(shape: str, length: float, width: float) -> None:
     """With a skull radius the base lies on that sphere and the dome holds the same volume,
     so it stands lower; the mesh stays closed."""
-    from twinsep.reconstruction.expanders import wrap_on_sphere
+    from twinsep.simulate.expanders import wrap_on_sphere
 
     r_mm = 60.0
     h = height_for_volume(shape, length, width, 150.0)
@@ -172,7 +172,7 @@ def test_catalog_loads() -> None:
 @pytest.fixture(scope="module")
 def simulated(make_phantom_obj, tmp_path_factory: pytest.TempPathFactory):
     """``simulated(fusion, spacing) -> (phantom, section, models dir, skull junction cm2)``."""
-    from twinsep.reconstruction.simulate import simulate_arrays
+    from twinsep.simulate.core import simulate_arrays
 
     cache: dict = {}
 
@@ -234,7 +234,7 @@ def test_implant_closes_skull_and_spares_brain(simulated, fusion: str, spacing: 
     ph, sec, out, _ = simulated(fusion, spacing)
     import trimesh
 
-    from twinsep.reconstruction.simulate import resolve_owner
+    from twinsep.simulate.core import resolve_owner
 
     own = resolve_owner(ph.tissues.array, ph.owner.array, ph.tissues.spacing_kji)
     for name in "AB":
@@ -274,8 +274,8 @@ def test_no_hole_at_1mm(make_phantom_obj, fusion: str) -> None:
     (small heads, to stay fast)."""
     from scipy import ndimage as ndi
 
-    from twinsep.reconstruction import cranium as cr
-    from twinsep.reconstruction.simulate import resolve_owner, simulate_arrays
+    from twinsep.simulate import cranium as cr
+    from twinsep.simulate.core import resolve_owner, simulate_arrays
 
     ph = make_phantom_obj(fusion=fusion, spacing=1.0, scale_a=0.45, scale_b=0.45, noise=0.0,
                           blur=0.0)
@@ -325,7 +325,7 @@ def test_cli_simulate_writes_plan(tmp_path: Path, make_phantom_obj) -> None:
     import json
 
     from twinsep.cli import main
-    from twinsep.reconstruction.simulate import resolve_owner
+    from twinsep.simulate.core import resolve_owner
 
     ph = make_phantom_obj(fusion="total", spacing=3.0)
     case = tmp_path / "case"
@@ -355,7 +355,7 @@ def test_implant_mesh_is_smooth(make_phantom_obj, tmp_path: Path, fusion: str) -
     volume kept. (At 2-3 mm a 2 mm implant is one voxel thick: nothing to smooth.)"""
     import trimesh
 
-    from twinsep.reconstruction.simulate import simulate_arrays, surface
+    from twinsep.simulate.core import simulate_arrays, surface
 
     def mean_angle(m) -> float:
         adj = m.face_adjacency

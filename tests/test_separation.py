@@ -1,4 +1,4 @@
-"""Tests of ``twinsep.separation``: the minimum-risk cut, alternatives, staging, CLI."""
+"""Tests of ``twinsep.separate``: the minimum-risk cut, alternatives, staging, CLI."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from scipy import ndimage as ndi
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.labels import Tissue
-from twinsep.separation import load_risk, plan_stages, pyramid_cut, separate, solve_band
-from twinsep.separation.graphcut import pyramid_factors
-from twinsep.separation.metrics import cut_faces, face_measures
-from twinsep.separation.risk import RiskModel
+from twinsep.separate import load_risk, plan_stages, pyramid_cut, separate, solve_band
+from twinsep.separate.graphcut import pyramid_factors
+from twinsep.separate.metrics import cut_faces, face_measures
+from twinsep.separate.risk import RiskModel
 
 SPACING = 3.0  # mm; small phantoms keep the suite fast
 
@@ -248,9 +248,9 @@ def test_no_brain_cut_where_brains_do_not_touch():
 
 
 def test_alternatives_keep_the_sinus_whole():
-    from twinsep.separation.alternatives import shared_sinus, sinus_constraints
-    from twinsep.separation.core import _fill_owner
-    from twinsep.separation.metrics import vessel_components
+    from twinsep.separate.alternatives import shared_sinus, sinus_constraints
+    from twinsep.separate.core import _fill_owner
+    from twinsep.separate.metrics import vessel_components
 
     ph, sep = _separated("sinus")
     tis = ph.tissues.array
@@ -333,7 +333,7 @@ def _tube(shape, sp, p0, d, r) -> np.ndarray:
 
 @pytest.mark.parametrize("sp", [(1.0, 1.0, 1.0), (0.5, 0.5, 0.5), (1.2, 0.6, 0.8)])
 def test_perpendicular_section_of_digital_tubes(sp):
-    from twinsep.separation.vessels import perpendicular_section
+    from twinsep.separate.vessels import perpendicular_section
 
     rng = np.random.default_rng(7)
     for _ in range(6):
@@ -349,7 +349,7 @@ def test_perpendicular_section_of_digital_tubes(sp):
 
 
 def test_local_calibre_matches_the_dense_distance_transform():
-    from twinsep.separation.vessels import local_calibre
+    from twinsep.separate.vessels import local_calibre
 
     rng = np.random.default_rng(2)
     sp = (1.5, 0.7, 1.0)
@@ -368,7 +368,7 @@ def test_local_calibre_matches_the_dense_distance_transform():
 
 
 def test_fill_unowned_is_the_nearest_owner():
-    from twinsep.separation.graphcut import _fill_unowned
+    from twinsep.separate.graphcut import _fill_unowned
 
     rng = np.random.default_rng(4)
     own = np.where(np.indices((40, 30, 30))[0] < 20, 1, 2).astype(np.uint8)
@@ -386,7 +386,7 @@ def test_fill_unowned_is_the_nearest_owner():
 
 
 def test_pyramid_levels_are_shared_by_the_cuts():
-    from twinsep.separation.graphcut import Pyramid
+    from twinsep.separate.graphcut import Pyramid
 
     rng = np.random.default_rng(5)
     tis = rng.choice([3, 4, 5], size=(40, 24, 24), p=[0.5, 0.4, 0.1]).astype(np.uint8)
@@ -439,7 +439,7 @@ def test_division_site_divides_a_vessel_at_the_interface():
     band = np.zeros(tis.shape, bool)
     band[2:-2] = True
     iface = (np.indices(tis.shape)[0] == 11) | (np.indices(tis.shape)[0] == 12)
-    from twinsep.separation.vessels import interface_distance
+    from twinsep.separate.vessels import interface_distance
 
     vox = np.argwhere(tis > 0)
     dist = np.zeros(tis.shape, np.float32)

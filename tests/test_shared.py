@@ -9,8 +9,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from twinsep.casefolder import PLAN_SCHEMA_VERSION, validate_plan
+from twinsep.identify.shared import measure_shared, resolve_owner
 from twinsep.image import Volume
-from twinsep.shared import measure_shared, resolve_owner
 
 
 def _pair(spacing=(2.0, 2.0, 2.0), euler=None, vessel="crossing", r_mm=4.0):

@@ -179,7 +179,7 @@ def _local(url: str) -> bool:
 @pytest.fixture(scope="module", params=["http", "file"])
 def page(request, browser, viewer_case):
     """The viewer, served on 127.0.0.1 and opened as a file."""
-    from twinsep.viewer.serve import start_server
+    from twinsep.view.serve import start_server
 
     server = None
     if request.param == "http":
@@ -325,9 +325,9 @@ def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
 
     from twinsep.casefolder import Case
     from twinsep.image import Volume
-    from twinsep.ingest import ingest
+    from twinsep.ingest.read import ingest
     from twinsep.models import models_case
-    from twinsep.reconstruction.simulate import simulate_case
+    from twinsep.simulate.core import simulate_case
 
     src = make_phantom_case()
     case = Case(tmp_path_factory.mktemp("phantom-viewer") / "case")

@@ -190,7 +190,7 @@ class PlanSettings:
         for name, path in (("--risk", self.risk), ("--reconstruction", self.reconstruction)):
             if path is not None and not path.is_file():
                 raise InputError(f"{name} {path}: not a file")
-        from twinsep.separation.alternatives import resolve_choice
+        from twinsep.separate.alternatives import resolve_choice
 
         if resolve_choice(self.choose) == "plane" and self.plane is None:
             raise InputError("--choose plane needs --plane X,Y,Z,NX,NY,NZ (world mm)")
@@ -328,7 +328,7 @@ def _external_inputs(s: PlanSettings) -> dict[str, dict[str, str]]:
 
 
 def _run_ingest(ctx: _Ctx) -> str:
-    from twinsep.ingest import ingest
+    from twinsep.ingest.read import ingest
 
     root = ctx.case.root
     is_case = (root / "case.json").exists() or (root / ".twinsep").exists()
@@ -343,14 +343,14 @@ def _run_ingest(ctx: _Ctx) -> str:
 
 
 def _run_segment(ctx: _Ctx) -> str:
-    from twinsep.tissues import segment_case
+    from twinsep.segment.core import segment_case
 
     res = segment_case(ctx.case, tissues_file=ctx.settings.tissues, progress=ctx.say("segment"))
     return f"source {res.source}"
 
 
 def _run_identify(ctx: _Ctx) -> str:
-    from twinsep.identity import identify_case
+    from twinsep.identify.identity import identify_case
 
     say = ctx.say("identify")
     steps = iter(range(1, 100))
@@ -362,7 +362,7 @@ def _run_identify(ctx: _Ctx) -> str:
 
 
 def _run_separate(ctx: _Ctx) -> str:
-    from twinsep.separation import separate_case
+    from twinsep.separate import separate_case
 
     ctx.say("separate")("minimum s-t cut, coarse to fine", 0.1)
     st = ctx.settings
@@ -372,7 +372,7 @@ def _run_separate(ctx: _Ctx) -> str:
 
 
 def _run_simulate(ctx: _Ctx) -> str:
-    from twinsep.reconstruction.simulate import simulate_case
+    from twinsep.simulate.core import simulate_case
 
     catalog = ctx.settings.catalog or default_catalog()
     if not catalog.exists():
@@ -403,7 +403,7 @@ def _run_models(ctx: _Ctx) -> str:
 
 
 def _run_viewer(ctx: _Ctx) -> str:
-    from twinsep.viewer import build_viewer
+    from twinsep.view import build_viewer
 
     ctx.say("viewer")("CT slices and the 3-D scene into one page", 0.2)
     res = build_viewer(ctx.case.root)

@@ -26,7 +26,7 @@ def compare_command(
 ) -> None:
     """Register the later scan to the earlier one (rigid, then affine, mutual information),
     match the twins by position and tabulate the growth of the shared anatomy."""
-    from twinsep.growth import compare_cases
+    from twinsep.compare.core import compare_cases
 
     with progress_reporter() as report:
         cmp = compare_cases(earlier, later, out, months=months, force=force,

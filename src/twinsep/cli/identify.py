@@ -59,7 +59,7 @@ def identify(
 ) -> None:
     """Give every voxel an owner, twin A (purple) or twin B (orange); measure the junction."""
     from twinsep.casefolder import Case
-    from twinsep.identity import identify_case
+    from twinsep.identify.identity import identify_case
 
     a = parse_point(seed_a, "--seed-a")
     b = parse_point(seed_b, "--seed-b")

@@ -27,7 +27,7 @@ def ingest(
     import contextlib
 
     from twinsep.cli._app import progress
-    from twinsep.ingest import ingest as run_ingest
+    from twinsep.ingest.read import ingest as run_ingest
 
     # a progress bar on a terminal only: piped stderr gets just the messages
     with progress() if console.is_terminal else contextlib.nullcontext() as bar:

@@ -39,7 +39,7 @@ def segment(
     """Label scalp, bone, CSF/dura, brain and vessels (labels/tissues.nii.gz)."""
     from twinsep.casefolder import Case
     from twinsep.labels import TISSUE_NAMES
-    from twinsep.tissues import segment_case, settings_from_json
+    from twinsep.segment.core import segment_case, settings_from_json
 
     s = settings_from_json(settings) if settings is not None else None
     with progress() as bar:

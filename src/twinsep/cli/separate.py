@@ -51,7 +51,7 @@ def separate(
     from rich.table import Table
 
     from twinsep.casefolder import Case
-    from twinsep.separation import separate_case
+    from twinsep.separate import separate_case
 
     pl = _parse_plane(plane)
     with console.status("separating: minimum s-t cut, coarse to fine"):

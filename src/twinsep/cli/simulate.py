@@ -29,7 +29,7 @@ def simulate(
     `reconstruction`, meshes in models/)."""
     from twinsep.casefolder import Case
     from twinsep.errors import InputError
-    from twinsep.reconstruction.simulate import simulate_case
+    from twinsep.simulate.core import simulate_case
 
     if not catalog.exists() and catalog == _DEFAULT_CATALOG:
         repo_copy = Path(__file__).resolve().parents[3] / "examples" / "expanders.yaml"

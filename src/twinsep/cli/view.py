@@ -24,7 +24,7 @@ def view(
 
     The page works offline and can also be opened directly as a file.
     """
-    from twinsep.viewer.build import build_viewer
+    from twinsep.view.build import build_viewer
 
     with console.status("building the viewer"):
         result = build_viewer(case, max_size=max_size)
@@ -36,6 +36,6 @@ def view(
 
             webbrowser.open(result.index_html.resolve().as_uri())
         return
-    from twinsep.viewer.serve import serve
+    from twinsep.view.serve import serve
 
     serve(result.index_html.parent, port, open_browser=open_browser, announce=console.print)

@@ -8,7 +8,7 @@ Layers and their label values (also the label values of ``models/segmentation.se
 
 ``A/vessel`` and ``B/vessel`` hold each twin's own vessels, without the shared ones. The
 owner map is resolved first (head voxels labelled 0 or 3 go to the nearest twin, as in
-:func:`twinsep.shared.resolve_owner`).
+:func:`twinsep.identify.shared.resolve_owner`).
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ class Layer:
 
 def resolved_owner(tissues: Volume, owner: Volume) -> np.ndarray:
     """Owner 0/1/2 per voxel: 0 outside the head, head voxels marked 0 or 3 go to the
-    nearest twin (see :func:`twinsep.shared.resolve_owner`)."""
-    from twinsep.shared import resolve_owner
+    nearest twin (see :func:`twinsep.identify.shared.resolve_owner`)."""
+    from twinsep.identify.shared import resolve_owner
 
     return resolve_owner(tissues, owner)
 
@@ -102,7 +102,7 @@ def _shared_vessel_components(tissues: Volume, own: np.ndarray
                               ) -> tuple[tuple[slice, ...], np.ndarray, list[int]]:
     """Component labels of the vessels (on the vessels' bounding box, one voxel wider) and
     the shared ones among them, largest first (see :func:`shared_vessel_labels`)."""
-    from twinsep import shared as sh
+    from twinsep.identify import shared as sh
 
     vessel = np.asarray(tissues.array) == Tissue.VESSEL
     found_box = ndi.find_objects(vessel.view(np.uint8))
@@ -136,7 +136,7 @@ def _shared_vessel_components(tissues: Volume, own: np.ndarray
 def shared_vessel_labels(tissues: Volume, own: np.ndarray) -> list[np.ndarray]:
     """Boolean masks of the shared vessel structures, largest first.
 
-    Same rule as :func:`twinsep.shared.shared_vessels` (26-connected components of the
+    Same rule as :func:`twinsep.identify.shared.shared_vessels` (26-connected components of the
     vessel label, one-voxel gaps bridged, with a minor owner share above the thresholds),
     so the n-th mask is the vessel plan.json calls ``id = n``.
     """

@@ -7,8 +7,8 @@ inlined, so that it works offline, served on localhost (:func:`serve`) or opened
 
 from __future__ import annotations
 
-from twinsep.viewer.build import LPS_TO_GLTF, ViewerResult, build_viewer, slice_volumes
-from twinsep.viewer.serve import serve, start_server
+from twinsep.view.build import LPS_TO_GLTF, ViewerResult, build_viewer, slice_volumes
+from twinsep.view.serve import serve, start_server
 
 __all__ = ["LPS_TO_GLTF", "ViewerResult", "build_viewer", "serve", "slice_volumes",
            "start_server"]

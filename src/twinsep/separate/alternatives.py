@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from twinsep.image import Volume
-from twinsep.separation.graphcut import _near, interface_mask
+from twinsep.separate.graphcut import _near, interface_mask
 
 _A, _B = 1, 2
 

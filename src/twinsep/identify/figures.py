@@ -112,7 +112,7 @@ def junction_figure(ct: Volume | None, tissues: Volume, owner: Volume, path: Pat
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from twinsep.shared import resolve_owner
+    from twinsep.identify.shared import resolve_owner
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

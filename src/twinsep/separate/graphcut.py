@@ -2,7 +2,7 @@
 
 Nodes are tissue voxels, edges join 6-neighbours, an edge's capacity is the risk of
 cutting the face between the two voxels (``area_mm2 * (c_u + c_v) / 2``, see
-:mod:`twinsep.separation.risk`). Source = twin A, sink = twin B.
+:mod:`twinsep.separate.risk`). Source = twin A, sink = twin B.
 
 Only the voxels of a *band* around the current A/B interface are free; every tissue voxel
 outside the band keeps its side, which enters the graph as terminal capacity on its band
@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
 from twinsep.image import bounding_box
-from twinsep.separation.metrics import face_masks
+from twinsep.separate.metrics import face_masks
 
 _A, _B = 1, 2
 _STRUCT6 = ndi.generate_binary_structure(3, 1)

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from twinsep.errors import InputError
-from twinsep.reconstruction.settings import ReconstructionSettings, default_settings
+from twinsep.simulate.settings import ReconstructionSettings, default_settings
 
 Shape = Literal["round", "rectangular", "crescent"]
 SHAPES: tuple[str, ...] = ("round", "rectangular", "crescent")

@@ -2,7 +2,7 @@
 
 Definitions (Stone & Goodrich, Brain 2006; 129:1084-1095)
     * ``fusion``: *total* when the twins share a dural venous sinus, *partial* otherwise.
-      Here: total iff :func:`twinsep.shared.measure_shared` found a vessel structure that
+      Here: total iff :func:`twinsep.identify.shared.measure_shared` found a vessel structure that
       runs from one twin into the other.
     * ``orientation``: *angular* when the inter-twin longitudinal angle is below 140
       degrees, *vertical* otherwise. The angle is between the two long (inferior->superior)
@@ -62,9 +62,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from twinsep.errors import InputError
+from twinsep.identify.shared import SharedAnatomy, resolve_owner
 from twinsep.image import Volume
 from twinsep.labels import Owner, Tissue
-from twinsep.shared import SharedAnatomy, resolve_owner
 
 #: Stone & Goodrich thresholds (degrees).
 ANGULAR_BELOW_DEG = 140.0
@@ -438,7 +438,7 @@ def classify(tissues: Volume, owner: Volume, shared: SharedAnatomy,
     tissues, owner : Volume
         Tissue codes and owner codes (0/1/2, 3 = ambiguous) on the same grid.
     shared : SharedAnatomy
-        From :func:`twinsep.shared.measure_shared` (its shared vessels decide the fusion).
+        From :func:`twinsep.identify.shared.measure_shared` (its shared vessels decide the fusion).
     landmarks : dict, optional
         Each twin's nasion in world mm: ``{"A": {"nasion": [x, y, z]}, "B": {...}}``.
 

@@ -87,7 +87,7 @@ class ViewerResult:
 
 
 def _static() -> Path:
-    return Path(str(files("twinsep.viewer").joinpath("static")))
+    return Path(str(files("twinsep.view").joinpath("static")))
 
 
 def three_version() -> str:

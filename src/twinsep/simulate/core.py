@@ -16,14 +16,14 @@ voxel spacing of the other twin's tissue).
   interface runs through scalp, not bone, so this is smaller than the wound: 84 % of it
   on the total phantom and 75 % on the partial one (truth.json ``junction_skull_area_cm2``).
 * ``bone_defect_cm2``: the skull each child must have rebuilt: the outer surface of the
-  closed cranium (see :mod:`twinsep.reconstruction.cranium`) in the opened space, i.e. the
+  closed cranium (see :mod:`twinsep.simulate.cranium`) in the opened space, i.e. the
   new skull surface that spans the opening along the skull's curvature (>= the opening).
 * ``dura_defect_cm2``: the dural opening.
 * ``scalp_needed_cm2`` (= ``skin_missing_cm2``): the closed head's skin over the defect: the
   outer surface of the closed cranium grown by the scalp thickness, in the opened space.
 
 Speed: everything but the head surfaces works on boxes around the cut (see
-:mod:`twinsep.reconstruction.cranium`); distances used only against thresholds of tens of
+:mod:`twinsep.simulate.cranium`); distances used only against thresholds of tens of
 mm (the fit band, the largest bulge) are taken on blocks of about 2 mm when the voxels are
 finer, and every few-mm distance exactly on the smallest box that holds it.
 
@@ -44,9 +44,9 @@ from scipy import ndimage as ndi
 
 from twinsep.image import Volume
 from twinsep.labels import Owner, Tissue
-from twinsep.reconstruction import cranium as cr
-from twinsep.reconstruction import expanders as ex
-from twinsep.reconstruction.settings import ReconstructionSettings, load_settings
+from twinsep.simulate import cranium as cr
+from twinsep.simulate import expanders as ex
+from twinsep.simulate.settings import ReconstructionSettings, load_settings
 
 TWINS = {"A": (Owner.A, Owner.B), "B": (Owner.B, Owner.A)}
 MAX_DISPLAY_FACES = 150_000

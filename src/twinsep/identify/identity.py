@@ -833,8 +833,8 @@ def identify_case(
         )
         return result
     # --- measurements by the other stages -------------------------------------------
-    from twinsep.classification import classify
-    from twinsep.shared import measure_shared
+    from twinsep.identify.classification import classify
+    from twinsep.identify.shared import measure_shared
 
     say("measuring shared anatomy")
     ct = Volume.read(case.scan) if case.scan.exists() else None  # also for the figure
@@ -845,9 +845,9 @@ def identify_case(
     figures: dict[str, str] = {}
     say("drawing the junction figure")
     try:
-        from twinsep.figures import junction_figure
+        from twinsep.identify.figures import junction_figure
     except ModuleNotFoundError as exc:  # pragma: no cover - figures stage still missing
-        if exc.name != "twinsep.figures":
+        if exc.name != "twinsep.identify.figures":
             raise
     else:
         fig_path = case.figures / "junction.png"

@@ -17,7 +17,7 @@ from scipy import ndimage as ndi
 
 from twinsep.image import Volume
 from twinsep.labels import Tissue
-from twinsep.separation.risk import TISSUE_KEYS
+from twinsep.separate.risk import TISSUE_KEYS
 
 _A, _B = 1, 2
 
@@ -91,7 +91,7 @@ def crossings(
     both twins; each cluster of its cut faces (26-connected, a 1-voxel gap allowed) is
     one crossing. Cross-section (mm2): the vessel's cross-section perpendicular to its own
     axis through the centroid of the cut faces
-    (:func:`~twinsep.separation.vessels.perpendicular_section`); equivalent diameter
+    (:func:`~twinsep.separate.vessels.perpendicular_section`); equivalent diameter
     ``2 sqrt(A / pi)``; ``cut_face_area_mm2`` the face-counted area of the cut inside the
     vessel; position = centroid of the cut faces (world mm); ``kept_by`` = the twin with
     the larger part (volume) of the vessel component.
@@ -101,7 +101,7 @@ def crossings(
     owner, tissues : ndarray
         Owner map and tissue codes (the whole volume, or a box of it).
     xsec : ndarray or None
-        Local vessel calibre (mm2, :func:`~twinsep.separation.vessels.local_calibre`) on
+        Local vessel calibre (mm2, :func:`~twinsep.separate.vessels.local_calibre`) on
         the same grid: the rough radius for the measurement (2 voxels when None).
     volume : Volume
         Geometry of the arrays (a box has its own origin).
@@ -113,7 +113,7 @@ def crossings(
     window : tuple of slices, optional
         The part of the arrays holding every cut face (default: all of them).
     """
-    from twinsep.separation.vessels import perpendicular_section
+    from twinsep.separate.vessels import perpendicular_section
 
     lab, n = vessel_labels if vessel_labels is not None else vessel_components(tissues)
     if n == 0:

@@ -31,7 +31,7 @@ def cut_surface(owner: np.ndarray, volume: Volume) -> tuple[np.ndarray, np.ndarr
     """
     from skimage.measure import marching_cubes
 
-    from twinsep.separation.graphcut import interface_mask
+    from twinsep.separate.graphcut import interface_mask
 
     iface = interface_mask(owner)
     if not iface.any():

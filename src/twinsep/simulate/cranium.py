@@ -1,7 +1,7 @@
 """Patient-specific cranial implant across the bone defect, and its checks.
 
 Design (on the scan's voxel grid, cropped to the box around the junction that
-:mod:`twinsep.reconstruction.simulate` passes in; distances in world mm via ``sampling=``):
+:mod:`twinsep.simulate.core` passes in; distances in world mm via ``sampling=``):
 
 1. ``D`` (``opened``): the space of the other twin, i.e. its tissue and the air nearer to it
    than to this twin's tissue (the space that opens when the other child is taken away).

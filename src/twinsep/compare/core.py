@@ -85,7 +85,7 @@ class CaseData:
     def vessel_mask(self) -> np.ndarray:
         """Boolean mask of the shared vessels (array order), computed on first use."""
         if self._vessel_mask is None:
-            from twinsep.shared import resolve_owner, shared_vessels
+            from twinsep.identify.shared import resolve_owner, shared_vessels
 
             own = resolve_owner(self.tissues, self.owner)
             _, mask = shared_vessels(self.tissues, own)
@@ -112,7 +112,7 @@ def load_case(root: Path | str) -> CaseData:
     """Read a case folder that has run ``segment`` and ``identify``.
 
     The measures come from plan.json ``shared`` when present, else they are computed with
-    :func:`twinsep.shared.measure_shared` from the case's labels.
+    :func:`twinsep.identify.shared.measure_shared` from the case's labels.
     """
     case = Case(Path(root))
     case.require(case.scan, hint="run `twinsep ingest` first")
@@ -129,7 +129,7 @@ def load_case(root: Path | str) -> CaseData:
     if isinstance(plan.get("shared"), dict) and "junction_area_cm2" in plan["shared"]:
         shared, source = plan["shared"], "plan.json shared"
     else:
-        from twinsep.shared import measure_shared
+        from twinsep.identify.shared import measure_shared
 
         sa = measure_shared(tissues, owner, image=ct if ct.same_grid(tissues, tol_mm=1e-2)
                             else None)
@@ -142,7 +142,7 @@ def load_case(root: Path | str) -> CaseData:
 def junction_area_smooth_cm2(tissues: Volume, owner: Volume) -> float:
     """Area (cm^2) of the A/B interface inside the head, on a smoothed interface field.
 
-    Like :func:`twinsep.shared.junction_area_cm2` (zero surface of the difference of the
+    Like :func:`twinsep.identify.shared.junction_area_cm2` (zero surface of the difference of the
     distances to twin A and twin B, kept inside the head), but the field is smoothed by a
     Gaussian of one voxel before marching cubes. The plain voxel-set surface is a
     staircase whose extra area depends on how the interface lies on the grid (on the
@@ -153,7 +153,7 @@ def junction_area_smooth_cm2(tissues: Volume, owner: Volume) -> float:
     from scipy import ndimage as ndi
     from skimage.measure import marching_cubes
 
-    from twinsep.shared import resolve_owner
+    from twinsep.identify.shared import resolve_owner
 
     own = resolve_owner(tissues, owner)
     a, b = own == Owner.A, own == Owner.B

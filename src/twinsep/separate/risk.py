@@ -185,10 +185,10 @@ def vessel_cross_section(
 ) -> np.ndarray:
     """Local cross-section (mm2) of the vessels, 0 elsewhere (float32, the whole grid).
 
-    See :func:`twinsep.separation.vessels.local_calibre` (computed on the vessels'
+    See :func:`twinsep.separate.vessels.local_calibre` (computed on the vessels'
     bounding box from their wall, not on the whole volume).
     """
-    from twinsep.separation.vessels import local_calibre
+    from twinsep.separate.vessels import local_calibre
 
     out = np.zeros(tissues.shape, dtype=np.float32)
     box, xs = local_calibre(tissues == Tissue.VESSEL, spacing_kji)

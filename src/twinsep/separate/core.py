@@ -13,14 +13,14 @@ from twinsep.casefolder import Case, write_volume
 from twinsep.errors import InputError
 from twinsep.image import Volume, bounding_box
 from twinsep.labels import Owner, Tissue
-from twinsep.separation.alternatives import (
+from twinsep.separate.alternatives import (
     ALTERNATIVES,
     plane_owner,
     resolve_choice,
     shared_sinus,
     sinus_constraints,
 )
-from twinsep.separation.graphcut import (
+from twinsep.separate.graphcut import (
     Pyramid,
     _fill_unowned,
     _near,
@@ -29,11 +29,11 @@ from twinsep.separation.graphcut import (
     interface_mask,
     pyramid_factors,
 )
-from twinsep.separation.mesh import cut_surface, mesh_area_mm2
-from twinsep.separation.metrics import crossings, face_measures, vessel_components
-from twinsep.separation.risk import RiskModel, load_risk
-from twinsep.separation.staging import plan_stages
-from twinsep.separation.vessels import interface_distance, local_calibre
+from twinsep.separate.mesh import cut_surface, mesh_area_mm2
+from twinsep.separate.metrics import crossings, face_measures, vessel_components
+from twinsep.separate.risk import RiskModel, load_risk
+from twinsep.separate.staging import plan_stages
+from twinsep.separate.vessels import interface_distance, local_calibre
 
 _A, _B = 1, 2
 
@@ -426,7 +426,7 @@ def separate_case(case: Case, *, risk_file: str | Path | None = None, **kwargs) 
     final = tissues.with_array(sep.owner.astype(np.uint8))
     write_volume(final, case.twins)
     case.models.mkdir(parents=True, exist_ok=True)
-    from twinsep.separation.mesh import write_ply
+    from twinsep.separate.mesh import write_ply
 
     mesh_path = case.models / "cut_surface.ply"
     write_ply(mesh_path, *sep.mesh, comment="twinsep separation cut surface")

@@ -1,13 +1,13 @@
 """Reconstruction after separation: defects, scalp expanders and the cranial implant.
 
->>> from twinsep.reconstruction import expander_gain
+>>> from twinsep.simulate import expander_gain
 >>> expander_gain("round", 6.0, 6.0, 3.0).expected_cm2    # doctest: +ELLIPSIS
 7.068...
 """
 
 from __future__ import annotations
 
-from twinsep.reconstruction.expanders import (
+from twinsep.simulate.expanders import (
     ExpanderGain,
     Product,
     expander_gain,
@@ -15,7 +15,7 @@ from twinsep.reconstruction.expanders import (
     height_for_volume,
     load_catalog,
 )
-from twinsep.reconstruction.settings import ReconstructionSettings, load_settings
+from twinsep.simulate.settings import ReconstructionSettings, load_settings
 
 __all__ = [
     "ExpanderGain",
@@ -33,7 +33,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("simulate_arrays", "simulate_case"):
-        from twinsep.reconstruction import simulate
+        from twinsep.simulate import core as simulate
 
         return getattr(simulate, name)
     raise AttributeError(name)
