@@ -23,7 +23,7 @@ from twinsep.labels import TISSUE_NAMES, Tissue
 from twinsep.phantom.anatomy import LAYERS_MM
 
 if TYPE_CHECKING:
-    from twinsep.phantom.build import Layout
+    from twinsep.phantom.placement import Layout
     from twinsep.phantom.spec import PhantomSpec
     from twinsep.phantom.vessels import Vessels
 
@@ -93,7 +93,7 @@ def junction_metrics(lay: Layout) -> dict:
     from scipy import ndimage as ndi
 
     from twinsep.phantom.anatomy import SCALP_MM
-    from twinsep.phantom.build import _NEAR_SURFACE_MM, surface_depth
+    from twinsep.phantom.placement import NEAR_SURFACE_MM, surface_depth
 
     half = (84.0, 84.0, 36.0)
     pts, shape = _frame_points(lay, lay.junction_centre, half, STEP_MM)
@@ -101,7 +101,7 @@ def junction_metrics(lay: Layout) -> dict:
     below = surface_depth(lay, pts, sa, sb, h).reshape(shape)
     delta = delta.reshape(shape)
     head = (h < 0).reshape(shape)
-    near = ndi.distance_transform_edt(head, sampling=STEP_MM) < _NEAR_SURFACE_MM
+    near = ndi.distance_transform_edt(head, sampling=STEP_MM) < NEAR_SURFACE_MM
     cranium = head & ~(near & (below < SCALP_MM))
     ha = (sa - LAYERS_MM).reshape(shape)
     hb = (sb - LAYERS_MM).reshape(shape)
