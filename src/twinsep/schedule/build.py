@@ -153,7 +153,8 @@ def plan_schedule(
         start = "search from scratch"
         if not sol.held:
             if sol.status == "INFEASIBLE":  # the gaps left above say where and when
-                raise InfeasibleRosterError(explain_infeasible(roster, op, seg, warm, gapped))
+                raise InfeasibleRosterError(explain_infeasible(roster, op, seg, warm, gapped,
+                                                                hint=hint))
             raise InfeasibleRosterError(
                 f"no schedule found within the time limit ({sol.status}); "
                 "raise --time-limit or add people"

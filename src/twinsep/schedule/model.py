@@ -393,18 +393,19 @@ def solve(
 
 def explain_infeasible(
     roster: Roster, op: Operation, seg: Segments, time_limit_s: float,
-    sol: Solution | None = None,
+    sol: Solution | None = None, hint: Held | None = None,
 ) -> str:
     """One line naming the role that is short first, when and by how many.
 
     From ``sol`` (a solution of the model with ``slack`` or ``soft``) when given; else the
-    model with slack starts from the greedy schedule, gaps and all, and the search
+    model with slack starts from ``hint``, the greedy schedule of
+    :func:`twinsep.schedule.heuristic.first_schedule` (gaps and all), and the search
     minimises the unfilled person-minutes from there.
     """
-    from twinsep.schedule.heuristic import first_schedule
-
     if sol is None or not sol.objective.get("_short"):
-        hint, _short = first_schedule(roster, op, seg)
+        if hint is None:
+            raise ValueError("explain_infeasible needs a solution with slack or the greedy "
+                             "first schedule (hint)")
         sol = solve(roster, op, seg, time_limit_s=time_limit_s, slack=True, hint=hint)
     shorts = sol.objective.get("_short") if sol.held else None
     st = roster.settings
