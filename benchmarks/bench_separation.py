@@ -59,7 +59,7 @@ def _child(method: str, spacing: float, cache: str, q, src: str | None = None) -
     import numpy as np
 
     from twinsep.separate import load_risk, pyramid_cut, separate, solve_band
-    from twinsep.separate.graphcut import _near, interface_mask
+    from twinsep.separate.graphcut import interface_mask, near_voxels
     from twinsep.separate.risk import vessel_cross_section
 
     tissues, owner, truth = _phantom(spacing, Path(cache))
@@ -96,10 +96,10 @@ def _child(method: str, spacing: float, cache: str, q, src: str | None = None) -
             out = res.owner
         else:  # single-bk
             o = np.where((own0 == 1) | (own0 == 2), own0, 0).astype(np.uint8)
-            from twinsep.separate.graphcut import _fill_unowned
+            from twinsep.separate.graphcut import fill_unowned
 
-            o = _fill_unowned(o, tis > 0)
-            band = _near(interface_mask(o), 10.0, sk) & (tis > 0)
+            o = fill_unowned(o, tis > 0)
+            band = near_voxels(interface_mask(o), 10.0, sk) & (tis > 0)
             out, _flow, ne = solve_band(cost, tis > 0, o, band, sk)
             info["levels"] = [{"band_voxels": int(band.sum()), "edges": ne}]
         from twinsep.separate.metrics import face_measures

@@ -368,14 +368,14 @@ def test_local_calibre_matches_the_dense_distance_transform():
 
 
 def test_fill_unowned_is_the_nearest_owner():
-    from twinsep.separate.graphcut import _fill_unowned
+    from twinsep.separate.graphcut import fill_unowned
 
     rng = np.random.default_rng(4)
     own = np.where(np.indices((40, 30, 30))[0] < 20, 1, 2).astype(np.uint8)
     own[17:23] = 3  # an ambiguous band
     own[rng.random(own.shape) < 0.02] = 0
     tissue = rng.random(own.shape) < 0.9
-    out = _fill_unowned(own, tissue)
+    out = fill_unowned(own, tissue)
     owned = (own == 1) | (own == 2)
     d_any = ndi.distance_transform_edt(~owned)
     for tw in (1, 2):

@@ -380,8 +380,9 @@ def _floats(value, n: int) -> np.ndarray | None:
     return out if out.shape == (n,) else None
 
 
-def _functional(ds, seq: str, attr: str, frame: int | None = None):
-    """An attribute from the per-frame (``frame``) or shared functional groups."""
+def functional_attr(ds, seq: str, attr: str, frame: int | None = None):
+    """An attribute from the per-frame (``frame``) or shared functional groups of an
+    enhanced (multi-frame) DICOM dataset, or None."""
     groups = []
     if frame is not None and "PerFrameFunctionalGroupsSequence" in ds:
         pf = ds.PerFrameFunctionalGroupsSequence
@@ -404,13 +405,13 @@ def header_of(path: Path, ds) -> Header | None:
     if frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
         positions = []
         for f in range(frames):
-            p = _functional(ds, "PlanePositionSequence", "ImagePositionPatient", f)
+            p = functional_attr(ds, "PlanePositionSequence", "ImagePositionPatient", f)
             positions.append(_floats(p, 3) if p is not None else None)
         pos = None if any(p is None for p in positions) else np.array(positions)
-        iop = _functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0)
+        iop = functional_attr(ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0)
         if iop is None:
             iop = ds.get("ImageOrientationPatient")
-        ps = _functional(ds, "PixelMeasuresSequence", "PixelSpacing", 0)
+        ps = functional_attr(ds, "PixelMeasuresSequence", "PixelSpacing", 0)
         if ps is None:
             ps = ds.get("PixelSpacing")
     else:

@@ -252,17 +252,17 @@ def _tag(ds, name: str) -> str:
 
 
 def _rescale(ds) -> dict:
-    from twinsep.exchange.dicom import _functional
+    from twinsep.exchange.dicom import functional_attr
 
     slope = ds.get("RescaleSlope")
     intercept = ds.get("RescaleIntercept")
     rtype = ds.get("RescaleType")
     if slope is None:
-        slope = _functional(ds, "PixelValueTransformationSequence", "RescaleSlope", 0)
+        slope = functional_attr(ds, "PixelValueTransformationSequence", "RescaleSlope", 0)
     if intercept is None:
-        intercept = _functional(ds, "PixelValueTransformationSequence", "RescaleIntercept", 0)
+        intercept = functional_attr(ds, "PixelValueTransformationSequence", "RescaleIntercept", 0)
     if rtype is None:
-        rtype = _functional(ds, "PixelValueTransformationSequence", "RescaleType", 0)
+        rtype = functional_attr(ds, "PixelValueTransformationSequence", "RescaleType", 0)
     modality = str(ds.get("Modality", ""))
     return {
         "slope": float(slope) if slope not in (None, "") else 1.0,

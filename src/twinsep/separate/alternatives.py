@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from twinsep.image import Volume
-from twinsep.separate.graphcut import _near, interface_mask
+from twinsep.separate.graphcut import interface_mask, near_voxels
 
 _A, _B = 1, 2
 
@@ -85,7 +85,7 @@ def sinus_constraints(
     lab, _ = vessel_labels
     comp_mask = lab == comp
     if near is None:
-        near = _near(interface_mask(owner), sinus_mm, spacing_kji)
+        near = near_voxels(interface_mask(owner), sinus_mm, spacing_kji)
     sinus = comp_mask & near
     other = _B if keeper == _A else _A
     force = np.zeros(owner.shape, dtype=np.uint8)

@@ -22,11 +22,11 @@ from twinsep.separate.alternatives import (
 )
 from twinsep.separate.graphcut import (
     Pyramid,
-    _fill_unowned,
-    _near,
     block_any,
     block_owner,
+    fill_unowned,
     interface_mask,
+    near_voxels,
     pyramid_factors,
 )
 from twinsep.separate.mesh import cut_surface, mesh_area_mm2
@@ -103,11 +103,11 @@ def _work_box(own: np.ndarray, tissue: np.ndarray, spacing_kji, coarse_mm: float
     sp0 = tuple(float(s) * f for s, f in zip(spacing_kji, f0, strict=True))
     diag = float(np.linalg.norm(sp0))
     iface = interface_mask(base0)
-    near = _near(iface, corridor_mm + diag, sp0)
+    near = near_voxels(iface, corridor_mm + diag, sp0)
     if sinus is not None:
         mask, sinus_mm = sinus
-        part = block_any(mask, f0) & _near(iface, sinus_mm + diag, sp0)
-        near |= _near(part, corridor_mm + diag, sp0)
+        part = block_any(mask, f0) & near_voxels(iface, sinus_mm + diag, sp0)
+        near |= near_voxels(part, corridor_mm + diag, sp0)
     cb = bounding_box(near & t0, 2)
     if cb is None:
         return tuple(slice(0, n) for n in own.shape)
@@ -391,7 +391,7 @@ def _measure_whole(owner: np.ndarray, tissues: Volume, tis: np.ndarray,
 
 def _fill_owner(own0: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     o = np.where((own0 == _A) | (own0 == _B), own0, 0).astype(np.uint8)
-    return _fill_unowned(o, tissue)
+    return fill_unowned(o, tissue)
 
 
 # --- the case folder -------------------------------------------------------------------

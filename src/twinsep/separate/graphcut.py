@@ -137,7 +137,7 @@ def interface_mask(owner: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill_unowned(owner: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+def fill_unowned(owner: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     """Give tissue voxels without an owner (0 or 3) the owner of the nearest owned voxel.
 
     The nearest owned voxel is searched on the bounding box of the unowned voxels grown
@@ -301,7 +301,7 @@ def _solve_dinic(n, i, j, c, src, snk) -> tuple[np.ndarray, float]:
 
 
 # --- the pyramid -----------------------------------------------------------------------
-def _near(mask: np.ndarray, dist_mm: float, spacing_kji) -> np.ndarray:
+def near_voxels(mask: np.ndarray, dist_mm: float, spacing_kji) -> np.ndarray:
     """Voxels within ``dist_mm`` of ``mask`` (computed on the mask's padded bounding box)."""
     out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask, [math.ceil(dist_mm / s) + 1 for s in spacing_kji])
@@ -332,7 +332,7 @@ def block_owner(owner: np.ndarray, tissue_l: np.ndarray, f: tuple[int, int, int]
         na = block_count(owner == _A, f)
         nb = block_count(owner == _B, f)
         own = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
-    return _fill_unowned(own, tissue_l)
+    return fill_unowned(own, tissue_l)
 
 
 @dataclass
@@ -372,7 +372,7 @@ class Pyramid:
         if not tissue.any():
             raise InputError("no tissue voxels to separate")
         own = np.where((owner0 == _A) | (owner0 == _B), owner0, 0).astype(np.uint8)
-        own = _fill_unowned(own, tissue)
+        own = fill_unowned(own, tissue)
         if not ((own == _A).any() and (own == _B).any()):
             raise InputError("the owner map needs both twin A and twin B voxels")
         s = np.asarray(spacing_kji, dtype=float)
@@ -396,14 +396,14 @@ class Pyramid:
                 csum = _block_sum(csum, r, np.float64)
                 base = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
                 lv = _Level(f, sp, t_l, (csum / float(np.prod(f))).astype(np.float32),
-                            _fill_unowned(base, t_l))
+                            fill_unowned(base, t_l))
             self.levels.append(lv)
             prev = f
         self.levels.reverse()
         top = self.levels[0]
         if not ((top.base == _A).any() and (top.base == _B).any()):
             raise InputError("the owner map needs both twin A and twin B voxels")
-        self.free0 = _near(interface_mask(top.base), corridor_mm, top.spacing) & top.tissue
+        self.free0 = near_voxels(interface_mask(top.base), corridor_mm, top.spacing) & top.tissue
 
     def _force_levels(self, force: np.ndarray) -> list[np.ndarray]:
         """``force`` on every level, coarsest first: a block is forced to a twin when it
@@ -441,7 +441,7 @@ class Pyramid:
                 if force_l is not None:
                     wrong = (force_l != 0) & (force_l != own)
                     if wrong.any():
-                        band |= _near(wrong, self.corridor_mm, lv.spacing) & t_l
+                        band |= near_voxels(wrong, self.corridor_mm, lv.spacing) & t_l
                 free = band.copy()
                 free_l = free
             else:
@@ -452,7 +452,7 @@ class Pyramid:
                 own = np.where(free_l, upsample(owner, ratio, t_l.shape), lv.base)
                 own[~t_l] = 0
                 if ((own == 0) & t_l).any():
-                    own = _fill_unowned(own, t_l)
+                    own = fill_unowned(own, t_l)
                 band = upsample(near, ratio, t_l.shape) & free_l
                 if force_l is not None:
                     band |= (force_l != 0) & (force_l != own)
