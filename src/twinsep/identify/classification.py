@@ -18,7 +18,7 @@ How each twin's orientation is measured (``method`` in the plan says which was u
        left-right axis.
     3. Long axis and anterior direction in that plane: the brain's midsagittal *thickness
        profile* (brain thickness along left-right, on a 2 mm grid) is matched to the same
-       profile of the MNI ICBM152 2009a template (shipped with nilearn) over all in-plane
+       profile of the MNI ICBM152 2009a template (:mod:`twinsep.mni`) over all in-plane
        rotations, both mirror senses and three scales (cross-correlation maximised over
        translation by FFT, coarse to fine, see below). The template's superior (+z) and
        anterior (+y) axes give the twin's long axis and anterior direction. The part of the
@@ -112,30 +112,23 @@ def _template_points() -> tuple[np.ndarray, np.ndarray, float]:
     """MNI template brain in the midsagittal plane: (anterior, superior) mm of each brain
     column about the brain's centroid, the brain volume (mm^3) of each column, and the
     brain volume (ml). Brain = grey + white matter probability > 0.5."""
-    import importlib.util
-    from pathlib import Path
+    from twinsep.mni import mni_maps
 
-    import nibabel as nib
-
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or spec.origin is None:  # pragma: no cover
-        raise InputError("nilearn (MNI template) is needed for the classification")
-    d = Path(spec.origin).parent / "datasets" / "data"
-    gm = nib.load(d / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz")
-    wm = nib.load(d / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz")
+    maps = mni_maps()
     # (gm + wm) / 255 > 0.5 on the uint8 maps
-    brain = (np.asarray(gm.dataobj).astype(np.int16) + np.asarray(wm.dataobj)) > 127
-    aff = gm.affine[:3, :3]
+    brain = (maps.gm.astype(np.int16) + maps.wm) > 127
+    affine = maps.affine
+    aff = affine[:3, :3]
     vox_mm3 = float(abs(np.linalg.det(aff)))
     if np.allclose(aff, np.diag(np.diag(aff))):
         # axis-aligned (as shipped): sum the left-right axis away, one point per column
         count = brain.sum(axis=0)
         jk = np.argwhere(count > 0)
         w = count[tuple(jk.T)].astype(float) * vox_mm3
-        ant = jk[:, 0] * aff[1, 1] + gm.affine[1, 3]
-        sup = jk[:, 1] * aff[2, 2] + gm.affine[2, 3]
+        ant = jk[:, 0] * aff[1, 1] + affine[1, 3]
+        sup = jk[:, 1] * aff[2, 2] + affine[2, 3]
     else:  # pragma: no cover - general affine
-        xyz = np.argwhere(brain) @ aff.T + gm.affine[:3, 3]
+        xyz = np.argwhere(brain) @ aff.T + affine[:3, 3]
         w = np.full(len(xyz), vox_mm3)
         ant, sup = xyz[:, 1], xyz[:, 2]
     total = float(w.sum())

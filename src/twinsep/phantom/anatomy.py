@@ -1,4 +1,4 @@
-"""Brain template (MNI ICBM152 2009a grey/white matter maps shipped by nilearn) and a twin.
+"""Brain template (MNI ICBM152 2009a grey/white matter maps, :mod:`twinsep.mni`) and a twin.
 
 The template is computed once per process: brain probability ``p = GM + WM`` and white
 matter fraction at 1 mm, and a signed distance field (mm, negative inside) to a closed,
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -25,15 +24,6 @@ SCALP_MM = 4.0
 LAYERS_MM = CSF_MM + BONE_MM + SCALP_MM
 
 _PAD = 24  # voxels (mm) of padding around the brain bounding box at 1 mm
-
-
-def _template_dir() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or spec.origin is None:  # pragma: no cover
-        raise RuntimeError("nilearn is needed for the phantom's brain template")
-    return Path(spec.origin).parent / "datasets" / "data"
 
 
 @dataclass(frozen=True)
@@ -50,14 +40,13 @@ class Template:
 @functools.cache
 def template() -> Template:
     """Load and preprocess the MNI template (cached for the process; about 2 s)."""
-    import nibabel as nib
     from scipy import ndimage as ndi
 
-    d = _template_dir()
-    gm = np.asarray(nib.load(d / "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz").dataobj)
-    wm = np.asarray(nib.load(d / "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz").dataobj)
-    gm = gm.astype(np.float32) / 255.0
-    wm = wm.astype(np.float32) / 255.0
+    from twinsep.mni import mni_maps
+
+    maps = mni_maps()
+    gm = maps.gm.astype(np.float32) / 255.0
+    wm = maps.wm.astype(np.float32) / 255.0
     p = gm + wm
     brain = p > 0.5
     idx = np.argwhere(brain)
