@@ -50,8 +50,8 @@ def _write_models(models: Path) -> None:
     """``models/model.glb`` + ``manifest.json`` as ``twinsep models`` writes them."""
     import trimesh
 
+    from twinsep.colours import CUT_SURFACE_RGB, shared_vessel_colour, tissue_colour
     from twinsep.exchange.gltf import LPS_MM_TO_GLTF, GltfPart, write_glb
-    from twinsep.models.colours import CUT_SURFACE_RGB, shared_vessel_colour, tissue_colour
 
     def sphere(centre, r):
         # poles along LPS -y (anterior), so the front-most point is a vertex

@@ -103,7 +103,7 @@ def glb_bytes(parts: list[GltfPart], *, generator: str = "twinsep",
     Group nodes (``part.group``) are created in the order first met; part nodes are
     their children. Unused vertices are dropped; empty parts are skipped.
     """
-    from twinsep.models.colours import srgb_to_linear
+    from twinsep.colours import srgb_to_linear
 
     blob = bytearray()
     views: list[dict] = []

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from twinsep.image import Volume
-from twinsep.labels import TISSUE_NAMES, Owner, Tissue
-from twinsep.models.colours import (
+from twinsep.colours import (
     CUT_SURFACE_RGB,
     OPACITY,
     RGB,
     shared_vessel_colour,
     tissue_colour,
 )
+from twinsep.image import Volume
+from twinsep.labels import TISSUE_NAMES, Owner, Tissue
 from twinsep.models.surfaces import Surface, SurfaceSettings, extract_surface, finish_surface
 
 ProgressFn = Callable[[str, int, int], None]

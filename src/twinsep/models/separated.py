@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twinsep.models.colours import EXPANDER_RGB, IMPLANT_RGB, WOUND_RGB, tissue_colour
+from twinsep.colours import EXPANDER_RGB, IMPLANT_RGB, WOUND_RGB, tissue_colour
 from twinsep.models.scene import Layer
 
 #: Triangles of each separated display mesh in the GLB, per layer kind (the page of the

@@ -1,4 +1,4 @@
-"""Colours of the model layers.
+"""Colours of the model layers (core: the models, the viewer and the glTF writer use them).
 
 Twin A is purple, twin B orange (:data:`twinsep.labels.TWIN_COLOURS`); each tissue is a
 shade of its twin's colour (scalp lightest, bone pale, dura light, brain the full colour,
