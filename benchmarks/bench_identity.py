@@ -60,7 +60,7 @@ def score(owner: np.ndarray, phantom) -> tuple[float, float]:
 def run_table(spacing: float, methods: list[str], names: list[str]) -> list[dict]:
     """Rows of results: one per phantom, source and method."""
     from twinsep.identify.identity import identify
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     rows = []
     for name in names:

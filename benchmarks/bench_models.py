@@ -51,7 +51,7 @@ def main() -> None:
     import numpy as np
 
     from twinsep.casefolder import Case
-    from twinsep.models.build import build_models, write_models
+    from twinsep.models import build_models, write_models
     from twinsep.models.surfaces import SurfaceSettings
 
     ap = argparse.ArgumentParser()

@@ -49,7 +49,7 @@ import SimpleITK
 from twinsep.image import Volume
 ct = Volume.read(sys.argv[1])
 if sys.argv[2] == "-":
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 else:
     spec = importlib.util.spec_from_file_location("tissues_baseline", sys.argv[2])
     mod = importlib.util.module_from_spec(spec)

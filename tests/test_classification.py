@@ -105,7 +105,7 @@ def test_pipeline_classification(make_phantom_obj, name: str) -> None:
     errors <= 4.8 degrees; ~4 s per kind besides building the phantom.)
     """
     from twinsep.identify.identity import identify
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))
@@ -121,7 +121,7 @@ def test_pipeline_classification(make_phantom_obj, name: str) -> None:
 def test_pipeline_classification_1mm(make_phantom_obj) -> None:
     """One kind at 1 mm through the pipeline (~15 s with the phantom)."""
     from twinsep.identify.identity import identify
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     ph = make_phantom_obj(spacing=(1.0, 1.25, 1.6), fusion="total", oblique=25.0)
     tissues = segment_ct(ph.ct)

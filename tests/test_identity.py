@@ -47,7 +47,7 @@ def test_dice_from_tissues(make_phantom_obj, name: str) -> None:
 @pytest.mark.parametrize("name", ["total", "wavy"])
 def test_dice_from_ct(make_phantom_obj, name: str) -> None:
     from twinsep.identify.identity import identify
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     ph = make_phantom_obj(**UNIT_SET[name])
     r = identify(segment_ct(ph.ct))
@@ -282,7 +282,7 @@ def _phantom_set() -> dict[str, dict]:
 
 def _sweep(make_phantom_obj, name: str, spacing: float) -> list[str]:
     from twinsep.identify.identity import identify
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))

@@ -11,11 +11,11 @@ from twinsep.casefolder import Case, read_json
 from twinsep.errors import InputError
 from twinsep.pipeline import (
     STAGES,
-    PlanSettings,
     StageError,
     hash_input,
     load_state,
     load_timings,
+    plan_settings,
     run_plan,
 )
 
@@ -27,8 +27,13 @@ def phantom3(make_phantom_case) -> Path:
 
 
 def test_stage_order() -> None:
-    assert STAGES == ("ingest", "segment", "identify", "separate", "simulate", "models",
-                      "viewer", "schedule", "report")
+    assert tuple(s.name for s in STAGES) == (
+        "ingest", "segment", "identify", "separate", "simulate", "models", "view", "schedule",
+        "report")
+    # plan.json 1.0.0 and the case's state files call the view stage "viewer"
+    assert tuple(s.key for s in STAGES) == (
+        "ingest", "segment", "identify", "separate", "simulate", "models", "viewer",
+        "schedule", "report")
 
 
 def test_hash_input_file_and_folder(tmp_path: Path) -> None:
@@ -54,24 +59,25 @@ def test_hash_input_file_and_folder(tmp_path: Path) -> None:
 
 def test_seeds_come_in_pairs(tmp_path: Path) -> None:
     with pytest.raises(InputError):
-        PlanSettings(scan=tmp_path, seed_a=(0.0, 0.0, 0.0))
+        plan_settings(tmp_path, seed_a=(0.0, 0.0, 0.0))
 
 
 def test_decisions_are_checked_before_any_stage(tmp_path: Path) -> None:
     scan = tmp_path / "scan.nii.gz"
     scan.write_bytes(b"")
     with pytest.raises(InputError, match="--choose must be one of"):
-        PlanSettings(scan=scan, choose="bogus")
+        plan_settings(scan, choose="bogus")
     with pytest.raises(InputError, match="needs --plane"):
-        PlanSettings(scan=scan, choose="plane")
+        plan_settings(scan, choose="plane")
     with pytest.raises(InputError, match="--risk"):
-        PlanSettings(scan=scan, risk=tmp_path / "nope.yaml")
-    assert PlanSettings(scan=scan, choose="sinus-to-b").choose == "sinus-to-b"
+        plan_settings(scan, risk=tmp_path / "nope.yaml")
+    assert plan_settings(scan, choose="sinus-to-b").separate.choose == "sinus-to-b"
+    assert plan_settings(scan, choose="c").separate.choose == "sinus-to-b"
 
 
 def test_missing_scan_is_input_error(tmp_path: Path) -> None:
     with pytest.raises(StageError) as info:
-        run_plan(PlanSettings(scan=tmp_path / "nope.nii.gz"), tmp_path / "case")
+        run_plan(plan_settings(tmp_path / "nope.nii.gz"), tmp_path / "case")
     assert info.value.stage == "ingest"
     assert info.value.exit_code == 2
     assert not (tmp_path / "case").exists()
@@ -82,14 +88,14 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, phantom3: Path) -> N
     out.mkdir()
     (out / "thesis.txt").write_text("precious")
     with pytest.raises(StageError) as info:
-        run_plan(PlanSettings(scan=phantom3 / "ct.nii.gz"), out, until="ingest")
+        run_plan(plan_settings(phantom3 / "ct.nii.gz"), out, until="ingest")
     assert info.value.exit_code == 2 and "not a twinsep case folder" in str(info.value)
     assert (out / "thesis.txt").read_text() == "precious"
 
 
 def test_skip_force_from(tmp_path: Path, phantom3: Path) -> None:
     out = tmp_path / "case"
-    settings = PlanSettings(scan=phantom3 / "ct.nii.gz")
+    settings = plan_settings(phantom3 / "ct.nii.gz")
     r1 = run_plan(settings, out, until="segment")
     assert [o.status for o in r1.outcomes] == ["ran", "ran"]
     state = load_state(Case(out))
@@ -123,7 +129,7 @@ def test_failure_keeps_earlier_results(tmp_path: Path, phantom3: Path) -> None:
     out = tmp_path / "case"
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(b"not an image at all")
-    settings = PlanSettings(scan=phantom3 / "ct.nii.gz", tissues=bad)
+    settings = plan_settings(phantom3 / "ct.nii.gz", tissues=bad)
     with pytest.raises(StageError) as info:
         run_plan(settings, out, until="segment")
     assert info.value.stage == "segment"
@@ -133,7 +139,7 @@ def test_failure_keeps_earlier_results(tmp_path: Path, phantom3: Path) -> None:
     assert "segment" not in load_state(Case(out))
     assert load_timings(Case(out))["stages"]["segment"]["status"] == "failed"
     # fixed input: the finished stage is skipped, the failed one runs
-    good = PlanSettings(scan=phantom3 / "ct.nii.gz", tissues=phantom3 / "tissues.nii.gz")
+    good = plan_settings(phantom3 / "ct.nii.gz", tissues=phantom3 / "tissues.nii.gz")
     r = run_plan(good, out, until="segment")
     assert [o.status for o in r.outcomes] == ["skipped", "ran"]
     assert read_json(out / "plan.json")["segmentation"]["source"] == "import"

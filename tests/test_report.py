@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _stages_to_schedule(scan: Path, out: Path, *, roster: bool = True) -> Case:
     """Run the stages the report reads (ingest ... schedule, not models/viewer)."""
     from twinsep.casefolder import load_plan, update_plan
-    from twinsep.identify.identity import identify_case
+    from twinsep.identify import identify_case
     from twinsep.ingest.read import ingest
-    from twinsep.segment.core import segment_case
+    from twinsep.segment import segment_case
 
     case = ingest(scan / "ct.nii.gz", out).case
     segment_case(case, tissues_file=scan / "tissues.nii.gz")
@@ -29,7 +29,7 @@ def _stages_to_schedule(scan: Path, out: Path, *, roster: bool = True) -> Case:
     if not res.conjoined:
         return case
     from twinsep.separate import separate_case
-    from twinsep.simulate.core import simulate_case
+    from twinsep.simulate import simulate_case
 
     separate_case(case)
     simulate_case(case, catalog=ROOT / "examples" / "expanders.yaml")

@@ -44,14 +44,14 @@ MIN_DICE = {Tissue.SCALP: 0.98, Tissue.BONE: 0.98, Tissue.CSF: 0.86, Tissue.BRAI
 
 @pytest.fixture(scope="module")
 def seg_total(phantom_total):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     return segment_ct(phantom_total.ct)
 
 
 @pytest.fixture(scope="module")
 def seg_partial(phantom_partial):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     return segment_ct(phantom_partial.ct)
 
@@ -81,7 +81,7 @@ def test_shared_sinus_found_when_present(phantom_total, seg_total):
 
 
 def test_no_vessel_crossing_without_shared_sinus(phantom_partial, seg_partial, make_phantom_obj):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     owner = phantom_partial.owner.array
     assert _bridges(phantom_partial.tissues.array == Tissue.VESSEL, owner) == 0
@@ -95,7 +95,7 @@ def test_no_vessel_crossing_without_shared_sinus(phantom_partial, seg_partial, m
 
 
 def test_oblique_anisotropic_phantom(make_phantom_obj):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     ph = make_phantom_obj(fusion="total", oblique=30.0, spacing=(1.8, 1.8, 3.2))
     seg = segment_ct(ph.ct)
@@ -116,7 +116,7 @@ FINE_OBLIQUE = {"fusion": "total", "oblique": 30.0, "spacing": (0.9, 0.9, 1.6)}
 
 @pytest.mark.slow
 def test_oblique_anisotropic_fine_grid(make_phantom_obj):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     ph = make_phantom_obj(**FINE_OBLIQUE)
     seg = segment_ct(ph.ct)
@@ -134,7 +134,7 @@ def test_oblique_anisotropic_fine_grid(make_phantom_obj):
 
 @pytest.mark.slow
 def test_no_vessel_crossing_without_shared_sinus_1mm(make_phantom_obj):
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     ph = make_phantom_obj(fusion="total", shared_sinus=False, spacing=1.0)
     seg = segment_ct(ph.ct).array
@@ -148,21 +148,21 @@ def test_no_vessel_crossing_without_shared_sinus_1mm(make_phantom_obj):
 def test_settings_documented_and_validated():
     from pydantic import ValidationError
 
-    from twinsep.segment.core import SegmentSettings
+    from twinsep.segment import CTSettings
 
-    s = SegmentSettings()
-    for name, f in SegmentSettings.model_fields.items():
+    s = CTSettings()
+    for name, f in CTSettings.model_fields.items():
         assert f.description, f"setting {name} has no description"
     assert s.bone_min_hu > 280  # contrast vessels must not become bone
     with pytest.raises(ValidationError):
-        SegmentSettings(bone_peak_fraction=1.5)
+        CTSettings(bone_peak_fraction=1.5)
     with pytest.raises(ValidationError):
-        SegmentSettings(no_such_setting=1)
+        CTSettings(no_such_setting=1)
 
 
 def test_no_head_is_an_input_error():
     from twinsep.errors import InputError
-    from twinsep.segment.core import segment_ct
+    from twinsep.segment import segment_ct
 
     with pytest.raises(InputError):
         segment_ct(Volume(np.full((8, 8, 8), 40, np.int16)))

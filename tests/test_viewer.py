@@ -327,7 +327,7 @@ def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
     from twinsep.image import Volume
     from twinsep.ingest.read import ingest
     from twinsep.models import models_case
-    from twinsep.simulate.core import simulate_case
+    from twinsep.simulate import simulate_case
 
     src = make_phantom_case()
     case = Case(tmp_path_factory.mktemp("phantom-viewer") / "case")

@@ -36,6 +36,10 @@ from twinsep.errors import InputError
 #: Version of the plan.json format; bump on purpose when the public interface changes.
 PLAN_SCHEMA_VERSION = "1.0.0"
 
+#: Wall time and memory of each stage of the last plan, beside plan.json (which holds no
+#: times, so that it is byte-identical for the same input and settings).
+TIMINGS_FILE = Path("timings.json")
+
 
 @dataclass(frozen=True)
 class Case:
@@ -192,6 +196,15 @@ def atomic_output_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
+
+
+def load_timings(case: Case) -> dict:
+    """``CASE/timings.json``, the wall times of the last plan (empty when there is none)."""
+    p = case.root / TIMINGS_FILE
+    try:
+        return read_json(p) if p.exists() else {}
+    except (OSError, ValueError):
+        return {}
 
 
 # --- hashes ----------------------------------------------------------------------------

@@ -1,22 +1,27 @@
 """The whole plan, stage after stage: ``twinsep plan SCAN --out CASE``.
 
-Stages, in order (each also runs alone by its own command)::
+The plan is the ordered list :data:`STAGES` of :class:`~twinsep.stage.Stage` declarations
+and one loop, :func:`run_plan`::
 
-    ingest → segment → identify → separate → simulate → models → viewer → schedule → report
+    ingest → segment → identify → separate → simulate → models → view → schedule → report
+
+**Settings.** :class:`PlanSettings` holds every stage's settings model, one field per
+stage; :func:`plan_settings` builds it from the scan, a settings file
+(``{stage: {key: value}}``), the plan's named options and ``stage.key=value`` assignments,
+in that order of precedence (later wins).
 
 **Skipping.** Every stage has a *key*: the SHA-256 of its name, the twinsep version, its
-settings, the content hashes of its external input files (the scan, ``--tissues``,
-``--roster``, the expander catalogue) and the output hashes of every earlier stage. After
-a stage runs, its key and the content hashes of its outputs (files and plan.json
-sections) are kept in ``CASE/.twinsep/stages.json``. On the next run a stage is skipped
-when its key is unchanged and its outputs are still there with the same content. A stage
-whose upstream outputs come out identical is therefore skipped too. ``force=True`` redoes
-every stage; ``from_stage="separate"`` redoes that stage and every later one (earlier
-stages are still checked and run if they are out of date).
+settings, the content hashes of its external input files (the scan, ``--tissues``, the
+roster, the expander catalogue...) and the output hashes of every earlier stage. After a
+stage runs, its key and the content hashes of its outputs (files and plan.json sections)
+are kept in ``CASE/.twinsep/stages.json``. On the next run a stage is skipped when its key
+is unchanged and its outputs are still there with the same content. ``force=True`` redoes
+every stage; ``from_stage="separate"`` redoes that stage and every later one.
 
-**Timings.** plan.json must be byte-identical for the same input and settings, so it holds
-no times. The wall time and peak memory of each stage live beside it in
-``CASE/timings.json`` (referenced from plan.json ``case.timings``); the report shows them.
+**Timings and log.** plan.json must be byte-identical for the same input and settings, so
+it holds no times. The wall time and peak memory of each stage live beside it in
+``CASE/timings.json``; versions, settings, notes, warnings and timings go to the case's
+log ``CASE/.twinsep/twinsep.log``.
 
 **Failures.** A failing stage leaves the results of the earlier stages intact (every stage
 writes atomically) and raises :class:`StageError` naming the stage and what to fix; the
@@ -30,90 +35,76 @@ anything else 1.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from twinsep import __version__
 from twinsep.casefolder import (
+    PLAN_SCHEMA_VERSION,
+    TIMINGS_FILE,
     Case,
     dumps,
     load_plan,
+    load_timings,
     read_json,
     sha256_file,
-    update_plan,
+    validate_plan,
     write_json,
 )
 from twinsep.errors import InputError
+from twinsep.identify import STAGE as IDENTIFY
+from twinsep.identify import IdentifySettings
+from twinsep.ingest import STAGE as INGEST
+from twinsep.ingest import IngestSettings
+from twinsep.log import case_log, safe, versions
+from twinsep.models import STAGE as MODELS
+from twinsep.models import ModelsSettings
+from twinsep.progress import Progress, silent, within
+from twinsep.report import STAGE as REPORT
+from twinsep.report import ReportSettings
+from twinsep.schedule import STAGE as SCHEDULE
+from twinsep.schedule import ScheduleSettings
+from twinsep.segment import STAGE as SEGMENT
+from twinsep.segment import SegmentSettings
+from twinsep.separate import STAGE as SEPARATE
+from twinsep.separate import SeparateSettings
+from twinsep.settings import merge, parse_assignments, read_mapping, validation_message
+from twinsep.simulate.case import STAGE as SIMULATE
+from twinsep.simulate.case import SimulateSettings, default_catalog
+from twinsep.stage import Stage, StageResult
+from twinsep.view import STAGE as VIEW
+from twinsep.view import ViewSettings
+
+logger = logging.getLogger(__name__)
 
 #: The stages of a plan, in order.
-STAGES: tuple[str, ...] = (
-    "ingest",
-    "segment",
-    "identify",
-    "separate",
-    "simulate",
-    "models",
-    "viewer",
-    "schedule",
-    "report",
-)
+STAGES: tuple[Stage, ...] = (INGEST, SEGMENT, IDENTIFY, SEPARATE, SIMULATE, MODELS, VIEW,
+                             SCHEDULE, REPORT)
 
-#: One line per stage, for the progress bar and the report.
-STAGE_TITLES: dict[str, str] = {
-    "ingest": "read the scan",
-    "segment": "tissue labels",
-    "identify": "twin identity, shared anatomy, classification",
-    "separate": "separation surface and stages",
-    "simulate": "reconstruction: defects, expanders, implant",
-    "models": "3-D models",
-    "viewer": "3-D viewer",
-    "schedule": "operating-room schedule",
-    "report": "report (HTML, PDF)",
-}
-
-#: The command that runs each stage alone.
-STAGE_COMMANDS: dict[str, str] = {
-    "ingest": "twinsep ingest SCAN --out CASE",
-    "segment": "twinsep segment CASE",
-    "identify": "twinsep identify CASE",
-    "separate": "twinsep separate CASE",
-    "simulate": "twinsep simulate CASE",
-    "models": "twinsep models CASE",
-    "viewer": "twinsep view CASE --no-serve",
-    "schedule": "twinsep schedule CASE --roster FILE",
-    "report": "twinsep report CASE",
-}
-
-#: What to check when a stage fails on its input.
-_HINTS: dict[str, str] = {
-    "ingest": "check that SCAN is one readable 3-D CT (DICOM folder, NIfTI, NRRD or MHA)",
-    "segment": "check --tissues (label map on the scan's grid, codes 0-5) or the CT's "
-    "Hounsfield units",
-    "identify": "check the tissue labels (both brains labelled 4) or give --seed-a/--seed-b "
-    "inside each brain (world mm)",
-    "separate": "check --risk, --choose/--plane and --stages, or labels/twins.nii.gz "
-    "(run `twinsep identify CASE` again)",
-    "simulate": "check --catalog (see examples/expanders.yaml) and --reconstruction (the keys "
-    "of src/twinsep/data/reconstruction.yaml)",
-    "models": "run `twinsep models CASE` to see the full message",
-    "viewer": "run `twinsep view CASE --no-serve` to see the full message",
-    "schedule": "check the roster file (see examples/roster.yaml and docs/schedule.md)",
-    "report": "run `twinsep report CASE` to see the full message",
-}
+#: The stages by name (the command's name; ``viewer`` is also accepted for ``view``).
+BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES} | {s.key: s for s in STAGES}
 
 STATE_FILE = Path(".twinsep") / "stages.json"
 ERROR_FILE = Path(".twinsep") / "last-error.txt"
-TIMINGS_FILE = Path("timings.json")
 
-#: Progress callback of the pipeline: ``progress(stage, description, fraction_done)``.
-Progress = Callable[[str, str, float], None]
+
+def stage(name: str) -> Stage:
+    """The stage called ``name``, or an :class:`InputError` listing them."""
+    if name not in BY_NAME:
+        raise InputError(f"unknown stage {name!r}; one of: "
+                         f"{', '.join(s.name for s in STAGES)}")
+    return BY_NAME[name]
 
 
 class StageError(Exception):
@@ -131,71 +122,162 @@ class StageError(Exception):
         super().__init__(text)
 
 
-@dataclass
-class PlanSettings:
-    """Everything ``twinsep plan`` was asked to do (the settings of every stage).
+class PlanSettings(BaseModel):
+    """The settings of every stage of a plan, one field per stage (its command's name).
 
-    Attributes
-    ----------
-    scan : Path
-        DICOM folder or file, NIfTI, NRRD or MHA.
-    tissues : Path or None
-        A label map to import instead of segmenting the CT.
-    seed_a, seed_b : (x, y, z) or None
-        Brain seeds of twin A and twin B (world mm).
-    roster : Path or None
-        Roster YAML for the schedule; without one the schedule stage is not run.
-    catalog : Path or None
-        Expander catalogue YAML (default: ``examples/expanders.yaml`` of the repository).
-    keep_phi : bool
-        Keep patient identifiers (case.json and the report).
-    series : str or None
-        SeriesInstanceUID to take from a DICOM folder holding several.
-    risk : Path or None
-        Risk model YAML of the separation (default: the packaged ``risk.yaml``).
-    choose : str
-        Separation alternative to adopt: ``min-risk``, ``sinus-to-a``, ``sinus-to-b`` or
-        ``plane`` (with ``plane``).
-    plane : (x, y, z, nx, ny, nz) or None
-        The user's plane (world mm), for ``choose="plane"``.
-    stages : int or None
-        Number of operations dividing the crossing vessels (None: automatic).
-    reconstruction : Path or None
-        Reconstruction settings YAML (the keys it changes; see
-        ``src/twinsep/data/reconstruction.yaml``).
+    Build it with :func:`plan_settings`; ``settings.of(stage)`` is one stage's model.
     """
 
-    scan: Path
-    tissues: Path | None = None
-    seed_a: tuple[float, float, float] | None = None
-    seed_b: tuple[float, float, float] | None = None
-    roster: Path | None = None
-    catalog: Path | None = None
-    keep_phi: bool = False
-    series: str | None = None
-    risk: Path | None = None
-    choose: str = "min-risk"
-    plane: tuple[float, float, float, float, float, float] | None = None
-    stages: int | None = None
-    reconstruction: Path | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        self.scan = Path(self.scan)
-        self.tissues = Path(self.tissues) if self.tissues is not None else None
-        self.roster = Path(self.roster) if self.roster is not None else None
-        self.catalog = Path(self.catalog) if self.catalog is not None else None
-        self.risk = Path(self.risk) if self.risk is not None else None
-        self.reconstruction = (Path(self.reconstruction) if self.reconstruction is not None
-                               else None)
-        for name, path in (("--risk", self.risk), ("--reconstruction", self.reconstruction)):
-            if path is not None and not path.is_file():
-                raise InputError(f"{name} {path}: not a file")
-        from twinsep.separate.alternatives import resolve_choice
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    segment: SegmentSettings = Field(default_factory=SegmentSettings)
+    identify: IdentifySettings = Field(default_factory=IdentifySettings)
+    separate: SeparateSettings = Field(default_factory=SeparateSettings)
+    simulate: SimulateSettings = Field(default_factory=SimulateSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    view: ViewSettings = Field(default_factory=ViewSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
-        if resolve_choice(self.choose) == "plane" and self.plane is None:
-            raise InputError("--choose plane needs --plane X,Y,Z,NX,NY,NZ (world mm)")
-        if (self.seed_a is None) != (self.seed_b is None):
-            raise InputError("give both --seed-a and --seed-b, or neither")
+    @property
+    def scan(self) -> Path:
+        """The scan the plan starts from."""
+        if self.ingest.scan is None:
+            raise InputError("the plan needs a scan")
+        return self.ingest.scan
+
+    def of(self, stage: Stage) -> Any:
+        """The settings model of ``stage``."""
+        return getattr(self, stage.name)
+
+
+def options_to_settings(
+    *,
+    tissues: Path | None = None,
+    seed_a: tuple[float, float, float] | None = None,
+    seed_b: tuple[float, float, float] | None = None,
+    roster: Path | None = None,
+    catalog: Path | None = None,
+    keep_phi: bool | None = None,
+    series: str | None = None,
+    risk: Path | None = None,
+    choose: str | None = None,
+    plane: tuple[float, ...] | None = None,
+    stages: int | None = None,
+    reconstruction: Path | None = None,
+    scan: Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The named options of ``twinsep plan`` as stage settings (only those given)."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def put(stage_name: str, key: str, value: Any) -> None:
+        if value is not None:
+            out.setdefault(stage_name, {})[key] = value
+
+    put("segment", "tissues", tissues)
+    put("identify", "seed_a_mm", seed_a)
+    put("identify", "seed_b_mm", seed_b)
+    put("schedule", "roster", roster)
+    put("simulate", "catalog", catalog)
+    put("ingest", "series_uid", series)
+    put("separate", "risk", risk)
+    put("separate", "choose", choose)
+    put("separate", "plane_mm", plane)
+    put("separate", "stages", stages)
+    put("simulate", "reconstruction_file", reconstruction)
+    if keep_phi:
+        put("ingest", "keep_phi", True)
+        put("report", "keep_phi", True)
+        # the DICOM-SEG must carry the source's identifiers: only with --keep-phi; the
+        # models stage writes it when the scan is a DICOM series
+        put("models", "dicom_seg", True)
+        put("models", "dicom", scan)
+    return out
+
+
+def _source_of(layers: list[tuple[str, Mapping[str, Any]]], path: list[str]) -> str:
+    """The last layer that sets ``path`` (for the error message)."""
+    for name, data in reversed(layers):
+        node: Any = data
+        for part in path:
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return name
+    return "settings"
+
+
+def plan_settings(
+    scan: Path,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    files: Iterable[Path] = (),
+    assignments: Iterable[str] = (),
+    **named: Any,
+) -> PlanSettings:
+    """:class:`PlanSettings` from the scan and, later winning over earlier, settings files
+    (``{stage: {key: value}}``), ``options`` (stage settings), the plan's ``named`` options
+    (``tissues=``, ``seed_a=``, ``roster=``, ``choose=``... as in ``twinsep plan``) and
+    ``stage.key=value`` assignments.
+
+    Raises
+    ------
+    InputError
+        An unknown stage or key, or a bad value, naming the file or option it came from.
+    """
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    for f in files:
+        data = read_mapping(Path(f), "settings")
+        layers.append((str(f), data))
+    if options:
+        layers.append(("settings", options))
+    if named:
+        layers.append(("options", options_to_settings(scan=Path(scan), **named)))
+    items = list(assignments)
+    if items:
+        layers.append(("--set", parse_assignments(items)))
+    merged: dict[str, Any] = {}
+    for name, data in layers:
+        for key, value in data.items():
+            if key not in PlanSettings.model_fields and key not in BY_NAME:
+                raise InputError(f"{name}: unknown stage {key!r}; one of: "
+                                 f"{', '.join(s.name for s in STAGES)}")
+            if not isinstance(value, Mapping):
+                raise InputError(f"{name}: {key} must be a mapping of settings")
+        merged = merge(merged, {BY_NAME[k].name: v for k, v in data.items()})
+    merged = merge(merged, {"ingest": {"scan": Path(scan)}})
+    try:
+        return PlanSettings.model_validate(merged)
+    except ValidationError as exc:
+        loc = [str(p) for p in exc.errors()[0]["loc"]]
+        raise InputError(validation_message(exc, _source_of(layers, loc))) from None
+
+
+def stage_settings(
+    st: Stage,
+    options: Mapping[str, Any] | None = None,
+    *,
+    assignments: Iterable[str] = (),
+) -> Any:
+    """The settings model of one stage from its command's ``options`` (only those given)
+    and ``key=value`` assignments (``--set``), or an :class:`InputError` naming the key."""
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    if given:
+        layers.append(("options", given))
+    items = list(assignments)
+    if items:
+        layers.append(("--set", parse_assignments([f"{st.name}.{i}" for i in items])[st.name]))
+    merged: dict[str, Any] = {}
+    for _, data in layers:
+        merged = merge(merged, data)
+    try:
+        return st.settings.model_validate(merged)
+    except ValidationError as exc:
+        loc = [str(p) for p in exc.errors()[0]["loc"]]
+        raise InputError(validation_message(exc, _source_of(layers, loc), st.name)) from None
 
 
 @dataclass
@@ -210,6 +292,7 @@ class StageOutcome:
     status: str
     seconds: float = 0.0
     note: str = ""
+    result: StageResult | None = None
 
 
 @dataclass
@@ -233,7 +316,8 @@ class PlanResult:
         return self.case.viewer / "index.html"
 
     def outcome(self, stage: str) -> StageOutcome | None:
-        return next((o for o in self.outcomes if o.stage == stage), None)
+        key = BY_NAME[stage].key if stage in BY_NAME else stage
+        return next((o for o in self.outcomes if o.stage == key), None)
 
 
 # --- hashing -------------------------------------------------------------------------------
@@ -266,213 +350,30 @@ def hash_input(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plan_section_hash(plan: dict, key: str) -> str | None:
-    return _sha(plan[key]) if key in plan else None
-
-
-def default_catalog() -> Path:
-    """The expander catalogue used when none is given (the repository's example)."""
-    local = Path("examples/expanders.yaml")
-    if local.exists():
-        return local
-    return Path(__file__).resolve().parents[2] / "examples" / "expanders.yaml"
-
-
-# --- the stages ----------------------------------------------------------------------------
-@dataclass
-class _Ctx:
-    case: Case
-    settings: PlanSettings
-    progress: Progress
-    plan: dict = field(default_factory=dict)
-
-    def say(self, stage: str) -> Callable[[str, float], None]:
-        return lambda text, frac: self.progress(stage, text, float(frac))
-
-
-def _stage_settings(s: PlanSettings) -> dict[str, dict[str, Any]]:
-    """Settings of each stage (what enters its key and plan.json ``case.settings``)."""
-    catalog = s.catalog or default_catalog()
-    return {
-        "ingest": {"series_uid": s.series, "keep_phi": s.keep_phi},
-        "segment": {"source": "import" if s.tissues is not None else "ct"},
-        "identify": {"seed_a_mm": list(s.seed_a) if s.seed_a else None,
-                     "seed_b_mm": list(s.seed_b) if s.seed_b else None},
-        "separate": {"choose": s.choose, "risk": s.risk.name if s.risk else "packaged risk.yaml",
-                     "plane": list(s.plane) if s.plane else None, "stages": s.stages},
-        "simulate": {"catalog": catalog.name,
-                     "settings": s.reconstruction.name if s.reconstruction else "packaged"},
-        "models": {"dicom_seg": s.keep_phi},
-        "viewer": {"serve": False},
-        "schedule": {"roster": s.roster.name if s.roster else None},
-        "report": {"keep_phi": s.keep_phi},
-    }
-
-
-def _external_inputs(s: PlanSettings) -> dict[str, dict[str, str]]:
-    """Content hashes of the input files of each stage."""
-    out: dict[str, dict[str, str]] = {name: {} for name in STAGES}
-    out["ingest"]["scan_sha256"] = hash_input(s.scan)
-    if s.tissues is not None:
-        out["segment"]["tissues_sha256"] = hash_input(s.tissues)
-    catalog = s.catalog or default_catalog()
-    if catalog.exists():
-        out["simulate"]["catalog_sha256"] = hash_input(catalog)
-    if s.risk is not None:
-        out["separate"]["risk_sha256"] = hash_input(s.risk)
-    if s.reconstruction is not None:
-        out["simulate"]["settings_sha256"] = hash_input(s.reconstruction)
-    if s.roster is not None:
-        out["schedule"]["roster_sha256"] = hash_input(s.roster)
+def _input_hashes(settings: PlanSettings) -> dict[str, dict[str, str]]:
+    """Content hashes of the external input files of each stage."""
+    out: dict[str, dict[str, str]] = {}
+    for s in STAGES:
+        try:
+            out[s.key] = {k: hash_input(p) for k, p in s.input_files(settings.of(s)).items()}
+        except InputError as exc:
+            raise StageError(s.name, str(exc), hint=s.hint, exit_code=2) from None
     return out
 
 
-def _run_ingest(ctx: _Ctx) -> str:
-    from twinsep.ingest.read import ingest
-
-    root = ctx.case.root
-    is_case = (root / "case.json").exists() or (root / ".twinsep").exists()
-    if root.exists() and any(root.iterdir()) and not is_case:
-        raise InputError(f"{root}: folder is not empty and is not a twinsep case folder "
-                         "(choose another --out)")
-    say = ctx.say("ingest")
-    res = ingest(ctx.settings.scan, root, series_uid=ctx.settings.series,
-                 keep_phi=ctx.settings.keep_phi, overwrite=True,
-                 progress=lambda d, done, total: say(d, done / max(total, 1)))
-    return "; ".join(res.notes)
-
-
-def _run_segment(ctx: _Ctx) -> str:
-    from twinsep.segment.core import segment_case
-
-    res = segment_case(ctx.case, tissues_file=ctx.settings.tissues, progress=ctx.say("segment"))
-    return f"source {res.source}"
-
-
-def _run_identify(ctx: _Ctx) -> str:
-    from twinsep.identify.identity import identify_case
-
-    say = ctx.say("identify")
-    steps = iter(range(1, 100))
-    res = identify_case(ctx.case, seed_a=ctx.settings.seed_a, seed_b=ctx.settings.seed_b,
-                        progress=lambda msg: say(msg, min(0.9, next(steps) / 6)))
-    if not res.conjoined:
-        return f"not conjoined: heads {res.closest_distance_mm or 0:.1f} mm apart"
-    return ""
-
-
-def _run_separate(ctx: _Ctx) -> str:
-    from twinsep.separate import separate_case
-
-    ctx.say("separate")("minimum s-t cut, coarse to fine", 0.1)
-    st = ctx.settings
-    sep = separate_case(ctx.case, risk_file=st.risk, choose=st.choose, plane=st.plane,
-                        stages=st.stages)
-    return f"chosen: {sep.summary.get('chosen')}"
-
-
-def _run_simulate(ctx: _Ctx) -> str:
-    from twinsep.simulate.core import simulate_case
-
-    catalog = ctx.settings.catalog or default_catalog()
-    if not catalog.exists():
-        raise InputError(f"{catalog}: expander catalogue not found (give --catalog FILE)")
-    simulate_case(ctx.case, catalog=catalog, settings=ctx.settings.reconstruction,
-                  progress=ctx.say("simulate"))
-    return ""
-
-
-def _run_models(ctx: _Ctx) -> str:
-    from twinsep.casefolder import read_json
-    from twinsep.models import models_case
-
-    say = ctx.say("models")
-    # DICOM-SEG copies the source's patient and study modules (as the standard requires):
-    # written only with --keep-phi
-    dicom = None
-    source = read_json(ctx.case.case_json).get("source", {}) if ctx.case.case_json.exists() \
-        else {}
-    if ctx.settings.keep_phi and str(source.get("format", "")).lower().startswith("dicom"):
-        scan = Path(ctx.settings.scan)
-        dicom = scan if scan.is_dir() else scan.parent
-    _, section = models_case(
-        ctx.case, dicom=dicom, progress=lambda d, done, total: say(d, done / max(total, 1))
-    )
-    notes = section.get("notes") or []
-    return "; ".join(notes)
-
-
-def _run_viewer(ctx: _Ctx) -> str:
-    from twinsep.view import build_viewer
-
-    ctx.say("viewer")("CT slices and the 3-D scene into one page", 0.2)
-    res = build_viewer(ctx.case.root)
-    return f"{res.size_bytes / 1e6:.1f} MB"
-
-
-def _run_schedule(ctx: _Ctx) -> str:
-    from twinsep.schedule import load_roster, plan_schedule, write_outputs
-
-    assert ctx.settings.roster is not None
-    say = ctx.say("schedule")
-    say("reading the roster", 0.05)
-    team = load_roster(ctx.settings.roster)
-    say("CP-SAT: assigning the team", 0.2)
-    section = plan_schedule(load_plan(ctx.case), team)
-    say("Gantt chart, run sheets, checklists", 0.8)
-    section["files"] = write_outputs(section, ctx.case.root / "schedule")
-    update_plan(ctx.case, schedule=section)
-    return f"{section['operation']['total_h']:.1f} h"
-
-
-def _run_report(ctx: _Ctx) -> str:
-    from twinsep.report import build_report
-
-    res = build_report(ctx.case, keep_phi=ctx.settings.keep_phi, progress=ctx.say("report"))
-    return "" if res.pdf is not None else "PDF not written: " + res.note
-
-
-_RUNNERS: dict[str, Callable[[_Ctx], str]] = {
-    "ingest": _run_ingest,
-    "segment": _run_segment,
-    "identify": _run_identify,
-    "separate": _run_separate,
-    "simulate": _run_simulate,
-    "models": _run_models,
-    "viewer": _run_viewer,
-    "schedule": _run_schedule,
-    "report": _run_report,
-}
-
-#: Outputs of each stage whose content is checked before skipping it: files (relative to
-#: the case folder) and ``plan:SECTION``. ``labels/twins.nii.gz`` belongs to ``separate``
-#: (which rewrites the map ``identify`` made).
-_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "ingest": ("scan.nii.gz", "case.json"),
-    "segment": ("labels/tissues.nii.gz", "plan:segmentation"),
-    "identify": ("plan:identity", "plan:conjoined", "plan:shared", "plan:classification"),
-    "separate": ("labels/twins.nii.gz", "models/cut_surface.ply", "plan:separation"),
-    "simulate": ("plan:reconstruction",),
-    "models": ("plan:models",),
-    "viewer": ("viewer/index.html",),
-    "schedule": ("plan:schedule",),
-    "report": ("report.html",),
-}
-
-
-def _output_hashes(case: Case, stage: str) -> dict[str, str | None]:
+def _output_hashes(case: Case, stage: Stage) -> dict[str, str | None]:
     plan = load_plan(case)
     out: dict[str, str | None] = {}
-    for item in _OUTPUTS[stage]:
+    for item in stage.outputs:
         if item.startswith("plan:"):
-            out[item] = _plan_section_hash(plan, item[5:])
+            out[item] = _sha(plan[item[5:]]) if item[5:] in plan else None
         else:
             p = case.root / item
             out[item] = sha256_file(p) if p.is_file() else None
     return out
 
 
-def _outputs_intact(case: Case, stage: str, recorded: dict[str, str | None]) -> bool:
+def _outputs_intact(case: Case, stage: Stage, recorded: dict[str, str | None]) -> bool:
     now = _output_hashes(case, stage)
     # outputs that a stage does not always write (e.g. plan:models) may be None both times
     return all(now.get(k) == v for k, v in recorded.items()) and any(
@@ -496,15 +397,6 @@ def _save_state(case: Case, stages: dict[str, dict]) -> None:
     write_json(case.root / STATE_FILE, {"stages": stages, "twinsep_version": __version__})
 
 
-def load_timings(case: Case) -> dict:
-    """``CASE/timings.json`` (empty when the plan has not been run)."""
-    p = case.root / TIMINGS_FILE
-    try:
-        return read_json(p) if p.exists() else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _peak_rss_mb() -> float:
     """Peak resident memory (MB) of this process and of finished child processes."""
     scale = 1.0 if sys.platform != "darwin" else 1.0 / 1024
@@ -518,7 +410,8 @@ def _write_timings(case: Case, outcomes: list[StageOutcome], previous: dict,
     old = previous.get("stages", {}) if isinstance(previous, dict) else {}
     stages: dict[str, dict] = {}
     for o in outcomes:
-        entry = {"status": o.status, "seconds": round(o.seconds, 3), "note": o.note}
+        entry = {"status": o.status, "seconds": round(o.seconds, 3), "note": o.note,
+                 "title": BY_NAME[o.stage].title}
         if o.status == "ran":
             entry["last_run_seconds"] = round(o.seconds, 3)
         elif o.stage in old and "last_run_seconds" in old[o.stage]:
@@ -527,6 +420,7 @@ def _write_timings(case: Case, outcomes: list[StageOutcome], previous: dict,
     data = {
         "about": "wall time (s) of each stage in the last `twinsep plan` run; kept beside "
         "plan.json so that plan.json stays byte-identical",
+        "order": [s.key for s in STAGES],
         "stages": stages,
         "total_seconds": round(total_s, 3),
         "peak_rss_mb": _peak_rss_mb(),
@@ -537,21 +431,65 @@ def _write_timings(case: Case, outcomes: list[StageOutcome], previous: dict,
     write_json(case.root / TIMINGS_FILE, data)
 
 
-# --- the pipeline --------------------------------------------------------------------------
-def _check_stage(name: str | None) -> None:
-    if name is not None and name not in STAGES:
-        raise InputError(f"unknown stage {name!r}; one of: {', '.join(STAGES)}")
-
-
-def _case_section(s: PlanSettings, inputs: dict) -> dict:
-    flat = {k: v for stage in STAGES for k, v in inputs[stage].items()}
+def _case_section(settings: PlanSettings, inputs: dict[str, dict[str, str]]) -> dict:
+    """plan.json ``case``: what the plan was made from (input hashes and settings)."""
+    flat = {k: v for s in STAGES for k, v in inputs[s.key].items()}
     return {
         "inputs": flat,
-        "settings": _stage_settings(s),
-        "stages": list(STAGES),
+        "settings": {s.key: s.describe(settings.of(s)) for s in STAGES},
+        "stages": [s.key for s in STAGES],
         "timings": TIMINGS_FILE.as_posix(),
         "state": STATE_FILE.as_posix(),
     }
+
+
+def _set_case_section(case: Case, section: dict) -> None:
+    """Write plan.json ``case`` (``update_plan(case, case=...)`` cannot name it)."""
+    plan = load_plan(case)
+    value = json.loads(dumps(section))
+    if plan.get("case") == value:
+        return
+    plan["schema_version"] = PLAN_SCHEMA_VERSION
+    plan["twinsep_version"] = __version__
+    plan["case"] = value
+    validate_plan(plan)
+    write_json(case.plan, plan)
+
+
+def _log_error(case: Case, stage: Stage) -> Path | None:
+    if not case.case_json.is_file():  # never write into a folder twinsep did not make
+        return None
+    path = case.root / ERROR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"stage {stage.name}\n{traceback.format_exc()}", encoding="utf-8")
+    return path
+
+
+# --- running -------------------------------------------------------------------------------
+def run_stage(stage: Stage, case: Case, settings: Any,
+              progress: Progress | None = None) -> StageResult:
+    """Run one stage on a case, with its log lines in the case's log.
+
+    This is what each command calls; :func:`run_plan` calls it for every stage.
+    """
+    report = progress or silent
+    text = json.dumps(safe(settings.model_dump(mode="json")), sort_keys=True)
+    t0 = time.perf_counter()
+    try:
+        with case_log(case):
+            result = stage.run(case, settings, report)
+    except Exception as exc:
+        with case_log(case) as log:
+            log.error("%s failed (%s: %s) with settings %s", stage.name, type(exc).__name__,
+                      exc, text)
+        raise
+    with case_log(case) as log:  # ingest makes the folder: log into it afterwards
+        log.info("%s: settings %s", stage.name, text)
+        for note in result.notes:
+            log.info("%s: note: %s", stage.name, note)
+        log.info("%s: done in %.2f s%s", stage.name, time.perf_counter() - t0,
+                 f" ({result.summary})" if result.summary else "")
+    return result
 
 
 def run_plan(
@@ -569,7 +507,7 @@ def run_plan(
     Parameters
     ----------
     settings : PlanSettings
-        The scan and the settings of every stage.
+        The scan and the settings of every stage (:func:`plan_settings`).
     out : Path
         The case folder (created; an existing case folder is updated).
     force : bool
@@ -579,7 +517,8 @@ def run_plan(
     until : str, optional
         Stop after this stage (tests, benchmarks).
     progress : callable, optional
-        ``progress(stage, description, fraction_done)``.
+        ``progress(message, fraction)`` over the whole plan; the message starts with the
+        stage's name.
     on_stage : callable, optional
         Called with each :class:`StageOutcome` as soon as the stage is done.
 
@@ -592,22 +531,17 @@ def run_plan(
     StageError
         A stage failed; the earlier results are intact.
     InputError
-        Bad settings (unknown stage, missing input file).
+        Bad settings (unknown stage).
     """
-    _check_stage(from_stage)
-    _check_stage(until)
+    first_redo = 0 if force else (STAGES.index(stage(from_stage)) if from_stage else None)
+    last = stage(until) if until else None
     t_start = time.perf_counter()
-    say: Progress = progress or (lambda stage, text, frac: None)
+    say = progress or silent
     case = Case(Path(out).absolute())
-    try:
-        inputs = _external_inputs(settings)
-    except InputError as exc:
-        raise StageError("ingest", str(exc), hint=_HINTS["ingest"], exit_code=2) from None
-    stage_settings = _stage_settings(settings)
+    settings.scan  # noqa: B018 - a plan without a scan is refused before anything runs
+    inputs = _input_hashes(settings)
     state = load_state(case) if case.root.exists() else {}
     previous_timings = load_timings(case) if case.root.exists() else {}
-    redo_from = 0 if force else (STAGES.index(from_stage) if from_stage else len(STAGES))
-    ctx = _Ctx(case=case, settings=settings, progress=say)
     result = PlanResult(case=case)
     upstream: dict[str, dict] = {}
     stopped = False
@@ -620,105 +554,83 @@ def run_plan(
         if on_stage is not None:
             on_stage(outcome)
 
-    for index, stage in enumerate(STAGES):
-        # stages that do not apply
-        reason = ""
-        if stopped and stage != "report":
-            reason = "not conjoined: nothing to separate"
-        elif stage == "schedule" and settings.roster is None:
-            reason = "no --roster given"
+    for index, st in enumerate(STAGES):
+        report = within(lambda m, f, n=st.name: say(f"{n}: {m}", f),
+                        index / len(STAGES), (index + 1) / len(STAGES))
+        reason = ("not conjoined: nothing to separate" if stopped and st is not REPORT
+                  else st.applies(settings.of(st)))
         if reason:
-            finish(StageOutcome(stage, "not applicable", note=reason))
+            finish(StageOutcome(st.key, "not applicable", note=reason))
             continue
+        stage_settings = settings.of(st)
         key = _sha({
-            "stage": stage,
+            "stage": st.key,
             "twinsep_version": __version__,
-            "settings": stage_settings[stage],
-            "inputs": inputs[stage],
+            "settings": safe(stage_settings.model_dump(mode="json")),
+            "inputs": inputs[st.key],
             "upstream": upstream,
         })
-        rec = state.get(stage)
+        rec = state.get(st.key)
         up_to_date = (
-            index < redo_from
+            (first_redo is None or index < first_redo)
             and rec is not None
             and rec.get("key") == key
             and case.root.is_dir()
-            and _outputs_intact(case, stage, rec.get("outputs", {}))
+            and _outputs_intact(case, st, rec.get("outputs", {}))
         )
         if up_to_date:
-            say(stage, "unchanged", 1.0)
-            upstream[stage] = rec["outputs"]
-            finish(StageOutcome(stage, "skipped", note="inputs and settings unchanged"))
+            report("unchanged", 1.0)
+            upstream[st.key] = rec["outputs"]
+            finish(StageOutcome(st.key, "skipped", note="inputs and settings unchanged"))
         else:
-            if state.pop(stage, None) is not None and case.root.is_dir():
+            if state.pop(st.key, None) is not None and case.root.is_dir():
                 _save_state(case, state)  # invalid until it has run again
-            say(stage, STAGE_TITLES[stage], 0.0)
+            report(st.title, 0.0)
             t0 = time.perf_counter()
             try:
-                note = _RUNNERS[stage](ctx)
+                if st is INGEST:
+                    stage_settings = stage_settings.model_copy(update={"overwrite": True})
+                res = run_stage(st, case, stage_settings, report)
             except InputError as exc:
-                finish(StageOutcome(stage, "failed", time.perf_counter() - t0, str(exc)))
-                _log_error(case, stage)
-                raise StageError(stage, str(exc), hint=_HINTS[stage], exit_code=2) from exc
+                finish(StageOutcome(st.key, "failed", time.perf_counter() - t0, str(exc)))
+                _log_error(case, st)
+                raise StageError(st.name, str(exc), hint=st.hint, exit_code=2) from exc
             except Exception as exc:  # turned into a StageError
-                finish(StageOutcome(stage, "failed", time.perf_counter() - t0, str(exc)))
-                where = _log_error(case, stage)
-                hint = (f"this looks like a bug or unexpected data; details in {where}; "
-                        f"run `{STAGE_COMMANDS[stage]}` alone to retry")
-                raise StageError(stage, f"{type(exc).__name__}: {exc}", hint=hint,
+                finish(StageOutcome(st.key, "failed", time.perf_counter() - t0, str(exc)))
+                where = _log_error(case, st)
+                details = f"details in {where}; " if where is not None else ""
+                hint = (f"this looks like a bug or unexpected data; {details}"
+                        f"run `{st.command}` alone to retry")
+                raise StageError(st.name, f"{type(exc).__name__}: {exc}", hint=hint,
                                  exit_code=1) from exc
             seconds = time.perf_counter() - t0
-            if stage == "ingest":
+            if st is INGEST:
                 state = {}  # a new case folder: nothing downstream is valid
-            outputs = _output_hashes(case, stage)
-            state[stage] = {"key": key, "outputs": outputs}
+                with case_log(case) as log:
+                    log.info("twinsep plan: %s", json.dumps(versions(), sort_keys=True))
+            outputs = _output_hashes(case, st)
+            state[st.key] = {"key": key, "outputs": outputs}
             _save_state(case, state)
-            upstream[stage] = outputs
-            say(stage, "done", 1.0)
-            finish(StageOutcome(stage, "ran", seconds, note))
-        if stage == "ingest":
+            upstream[st.key] = outputs
+            report("done", 1.0)
+            finish(StageOutcome(st.key, "ran", seconds, res.summary, result=res))
+        if st is INGEST:
             # what the plan is made from (deterministic: input hashes and settings only)
-            section = _case_section(settings, inputs)
-            _set_case_section(case, section)
-        if stage == "identify":
+            _set_case_section(case, _case_section(settings, inputs))
+        if st is IDENTIFY:
             result.conjoined = load_plan(case).get("conjoined")
-            if result.conjoined is False:
-                stopped = True
-        if stage == until:
+            stopped = result.conjoined is False
+        if st is last:
             break
+    with case_log(case) as log:
+        log.info("plan: %.2f s, peak memory %.0f MB", time.perf_counter() - t_start,
+                 _peak_rss_mb())
     return result
 
 
-def _set_case_section(case: Case, section: dict) -> None:
-    """Write plan.json ``case`` (``update_plan(case, case=...)`` cannot name it)."""
-    import json
-
-    from twinsep.casefolder import PLAN_SCHEMA_VERSION, validate_plan
-
-    plan = load_plan(case)
-    value = json.loads(dumps(section))
-    if plan.get("case") == value:
-        return
-    plan["schema_version"] = PLAN_SCHEMA_VERSION
-    plan["twinsep_version"] = __version__
-    plan["case"] = value
-    validate_plan(plan)
-    write_json(case.plan, plan)
-
-
-def _log_error(case: Case, stage: str) -> Path | None:
-    if not case.root.is_dir():
-        return None
-    path = case.root / ERROR_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"stage {stage}\n{traceback.format_exc()}", encoding="utf-8")
-    return path
-
-
 __all__ = [
+    "BY_NAME",
     "STAGES",
-    "STAGE_COMMANDS",
-    "STAGE_TITLES",
     "PlanResult",
     "PlanSettings",
     "StageError",
@@ -727,5 +639,10 @@ __all__ = [
     "hash_input",
     "load_state",
     "load_timings",
+    "options_to_settings",
+    "plan_settings",
     "run_plan",
+    "run_stage",
+    "stage",
+    "stage_settings",
 ]

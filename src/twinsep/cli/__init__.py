@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import app, error_console
 
 # Command modules register themselves on ``app`` when imported; a module that does not
 # exist yet (a stage still being built) is skipped.
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         from rich.text import Text
 
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        error_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         return 2
     except SystemExit as exc:
         code = exc.code

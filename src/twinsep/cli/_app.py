@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -20,8 +21,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Messages for the user (stderr, so that stdout stays clean for piping).
+#: Messages for the user (stderr, so that stdout stays clean for piping); --quiet mutes it.
 console = Console(stderr=True, highlight=False)
+
+#: Errors (stderr), printed even with --quiet.
+error_console = Console(stderr=True, highlight=False)
 
 
 def parse_numbers(text: str, count: int, name: str, what: str) -> tuple[float, ...]:
@@ -45,8 +49,8 @@ def parse_point(text: str | None, name: str) -> tuple[float, float, float] | Non
     return (x, y, z)
 
 
-def progress():
-    """A Rich progress bar for long steps (on stderr)."""
+def _bar():
+    """A Rich progress bar (on stderr)."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -66,6 +70,42 @@ def progress():
     )
 
 
+@contextlib.contextmanager
+def progress_bar(title: str) -> Iterator[Callable[[str, float], None]]:
+    """The one adapter of the library's progress type, ``progress(message, fraction)``, to
+    a Rich progress bar on a terminal (silent when stderr is piped or with --quiet)."""
+    if not console.is_terminal or console.quiet:
+        yield lambda message, fraction: None
+        return
+    with _bar() as bar:
+        task = bar.add_task(title, total=1.0)
+
+        def report(message: str, fraction: float) -> None:
+            bar.update(task, description=f"{title}: {message}",
+                       completed=min(max(float(fraction), 0.0), 1.0))
+
+        yield report
+
+
+def run_command(name: str, case: Path, options: dict | None = None,
+                assignments: list[str] | None = None):
+    """Run the stage ``name`` on ``case`` with its command's options and ``--set`` items,
+    behind a progress bar; returns its :class:`~twinsep.stage.StageResult`."""
+    from twinsep.casefolder import Case
+    from twinsep.pipeline import run_stage, stage, stage_settings
+
+    st = stage(name)
+    settings = stage_settings(st, options, assignments=assignments or [])
+    with progress_bar(name) as report:
+        result = run_stage(st, Case(case), settings, report)
+    return result
+
+
+#: ``--set KEY=VALUE`` of a stage command (any setting of the stage).
+SET_HELP = ("Set any setting of this stage, KEY=VALUE (repeatable; the keys of its section "
+            "in twinsep/data/defaults.yaml, e.g. ct.vessel_hu=140).")
+
+
 def _version(value: bool) -> None:
     if value:
         from twinsep import __version__
@@ -79,26 +119,23 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also print the log (settings, notes, timings)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only errors (no progress, no summaries)."),
 ) -> None:
     """Virtual surgical planning for separating craniopagus conjoined twins."""
+    import logging
 
+    console.quiet = quiet
+    root = logging.getLogger("twinsep")
+    for h in [h for h in root.handlers if getattr(h, "_twinsep_cli", False)]:
+        root.removeHandler(h)
+    if verbose and not quiet:
+        from rich.logging import RichHandler
 
-#: Library progress callbacks: ``report(description, done, total)``.
-@contextlib.contextmanager
-def progress_reporter() -> Iterator[Callable[[str, int, int], None]]:
-    """A Rich progress bar (one bar per description) on a terminal; silent when piped.
-
-    Yields the callback ``report(description, done, total)`` that library functions take.
-    """
-    if not console.is_terminal:
-        yield lambda description, done, total: None
-        return
-    with progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def report(description: str, done: int, total: int) -> None:
-            if description not in tasks:
-                tasks[description] = bar.add_task(description, total=max(total, 1))
-            bar.update(tasks[description], completed=done, total=max(total, 1))
-
-        yield report
+        handler = RichHandler(console=console, show_path=False, show_time=False)
+        handler.setLevel(logging.INFO)
+        handler._twinsep_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console, progress_reporter
+from twinsep.cli._app import app, console, progress_bar
 
 
 @app.command("compare")
@@ -28,7 +28,7 @@ def compare_command(
     match the twins by position and tabulate the growth of the shared anatomy."""
     from twinsep.compare.core import compare_cases
 
-    with progress_reporter() as report:
+    with progress_bar("compare") as report:
         cmp = compare_cases(earlier, later, out, months=months, force=force,
                             write_plan=not no_plan, progress=report)
     g = cmp.growth

@@ -32,7 +32,7 @@ def demo(
     """Make the demo phantom (total vertical type III, shared sinus), plan it with the
     example roster and print where the report and the viewer are."""
     from twinsep.cli.plan import print_locations, run_plan_cli
-    from twinsep.pipeline import PlanSettings
+    from twinsep.pipeline import plan_settings
 
     out = Path(out)
     phantom_dir = out / "phantom"
@@ -50,7 +50,7 @@ def demo(
             marker.write_text(json.dumps(spec_key, sort_keys=True) + "\n")
         console.print(f"demo phantom: {ct}")
     roster = _example("roster.yaml")
-    settings = PlanSettings(scan=ct, roster=roster if roster.exists() else None,
-                            catalog=_example("expanders.yaml"))
+    settings = plan_settings(ct, roster=roster if roster.exists() else None,
+                             catalog=_example("expanders.yaml"))
     result = run_plan_cli(settings, out / "case", force=force)
     print_locations(result)

@@ -7,33 +7,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console, parse_point, progress
-
-
-def _read_landmarks(path: Path | None) -> dict | None:
-    """``{"A": {"nasion": [x, y, z]}, "B": {...}}`` (world mm) from a JSON file."""
-    if path is None:
-        return None
-    import json
-
-    from twinsep.errors import InputError
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON landmarks file ({exc})") from None
-    if not isinstance(data, dict) or not set(data) <= {"A", "B"}:
-        raise InputError(f'{path}: expected {{"A": {{"nasion": [x, y, z]}}, "B": {{...}}}}')
-    for twin, marks in data.items():
-        if not isinstance(marks, dict):
-            raise InputError(f"{path}: landmarks of twin {twin} must be an object")
-        for name, p in marks.items():
-            ok = isinstance(p, list) and len(p) == 3 and all(isinstance(v, int | float) for v in p)
-            if not ok:
-                raise InputError(f"{path}: {twin}.{name} must be three numbers [x, y, z] in mm")
-    return data
+from twinsep.cli._app import SET_HELP, app, console, parse_point, run_command
 
 
 @app.command("identify")
@@ -56,23 +30,16 @@ def identify(
         help='JSON file {"A": {"nasion": [x, y, z]}, "B": {...}} (world mm) for the '
         "classification.",
     ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Give every voxel an owner, twin A (purple) or twin B (orange); measure the junction."""
     from twinsep.casefolder import Case
-    from twinsep.identify.identity import identify_case
+    from twinsep.identify import read_landmarks
 
-    a = parse_point(seed_a, "--seed-a")
-    b = parse_point(seed_b, "--seed-b")
-    marks = _read_landmarks(landmarks)
-    with progress() as bar:
-        task = bar.add_task("identify", total=None)
-
-        def report(text: str) -> None:
-            bar.update(task, description=text)
-
-        result = identify_case(
-            Case(case), seed_a=a, seed_b=b, landmarks=marks, method=method, progress=report
-        )
+    read_landmarks(landmarks)  # a bad file is refused before any work
+    result = run_command("identify", case, {
+        "seed_a_mm": parse_point(seed_a, "--seed-a"), "seed_b_mm": parse_point(seed_b, "--seed-b"),
+        "method": method, "landmarks": landmarks}, set_).data
     if not result.conjoined:
         console.print(
             f"not conjoined: the heads are {result.closest_distance_mm:.1f} mm apart at the "

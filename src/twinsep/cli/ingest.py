@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import app, console, run_command
 
 
 @app.command()
@@ -24,26 +24,9 @@ def ingest(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Read a scan (any orientation, kept exactly) and write CASE/scan.nii.gz + case.json."""
-    import contextlib
-
-    from twinsep.cli._app import progress
-    from twinsep.ingest.read import ingest as run_ingest
-
-    # a progress bar on a terminal only: piped stderr gets just the messages
-    with progress() if console.is_terminal else contextlib.nullcontext() as bar:
-        tasks: dict[str, int] = {}
-
-        def report(description: str, done: int, total: int) -> None:
-            if bar is None:
-                return
-            if description not in tasks:
-                tasks[description] = bar.add_task(description, total=max(total, 1))
-            bar.update(tasks[description], completed=done, total=max(total, 1))
-
-        result = run_ingest(
-            scan, out, series_uid=series, keep_phi=keep_phi, overwrite=overwrite,
-            progress=report,
-        )
+    result = run_command("ingest", out, {"scan": scan, "series_uid": series,
+                                         "keep_phi": keep_phi or None,
+                                         "overwrite": overwrite or None}).data
     if len(result.series) > 1:
         console.print(f"{len(result.series)} series in {scan}:")
         for line in result.series:

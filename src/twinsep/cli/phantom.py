@@ -82,11 +82,10 @@ def phantom_command(
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "options"
         raise InputError(f"bad phantom option {loc}: {err['msg']}") from None
-    from twinsep.cli._app import progress
+    from twinsep.cli._app import progress_bar
 
-    with progress() as bar:
-        task = bar.add_task("building phantom", total=1.0)
-        ph = make_phantom(spec, progress=lambda f: bar.update(task, completed=f))
+    with progress_bar("phantom") as report:
+        ph = make_phantom(spec, progress=report)
     write_phantom(ph, out, dicom=dicom, overwrite=overwrite)
     c = ph.truth["classification"]
     console.print(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from twinsep.cli._app import app, console, parse_point
+from twinsep.cli._app import app, console, parse_numbers, parse_point
 
 if TYPE_CHECKING:
     from twinsep.pipeline import PlanResult, PlanSettings
@@ -20,50 +20,35 @@ def run_plan_cli(
     force: bool = False,
     from_stage: str | None = None,
 ) -> PlanResult:
-    """Run :func:`twinsep.pipeline.run_plan` with one Rich progress bar per stage.
+    """Run :func:`twinsep.pipeline.run_plan` behind one progress bar.
 
     Prints one line per stage; on failure prints what to fix and exits with the stage's
     exit code (2 input, 1 otherwise).
     """
-    import contextlib
-
     from rich.text import Text
 
-    from twinsep.cli._app import progress
-    from twinsep.pipeline import STAGE_TITLES, STAGES, StageError, StageOutcome, run_plan
+    from twinsep.cli._app import error_console, progress_bar
+    from twinsep.pipeline import BY_NAME, StageError, StageOutcome, run_plan
 
-    with progress() if console.is_terminal else contextlib.nullcontext() as bar:
-        tasks: dict[str, int] = {}
-        if bar is not None:
-            for name in STAGES:
-                tasks[name] = bar.add_task(f"{name}: waiting", total=1.0, visible=False)
+    def done(o: StageOutcome) -> None:
+        mark = {"ran": "[green]done[/green]", "skipped": "[cyan]unchanged[/cyan]",
+                "failed": "[red]FAILED[/red]"}.get(o.status, f"[yellow]{o.status}[/yellow]")
+        secs = f" {o.seconds:.1f} s" if o.status in ("ran", "failed") else ""
+        note = f" — {o.note}" if o.note and o.status != "failed" else ""
+        console.print(f"{o.stage:<9} {mark}{secs}  [dim]{BY_NAME[o.stage].title}[/dim]{note}",
+                      soft_wrap=True)
 
-        def report(stage: str, text: str, frac: float) -> None:
-            if bar is not None:
-                bar.update(tasks[stage], description=f"{stage}: {text}",
-                           completed=min(max(frac, 0.0), 1.0), visible=True)
-
-        def done(o: StageOutcome) -> None:
-            if bar is not None:
-                bar.update(tasks[o.stage], visible=False)
-            mark = {"ran": "[green]done[/green]", "skipped": "[cyan]unchanged[/cyan]",
-                    "failed": "[red]FAILED[/red]"}.get(o.status, f"[yellow]{o.status}[/yellow]")
-            secs = f" {o.seconds:.1f} s" if o.status in ("ran", "failed") else ""
-            note = f" — {o.note}" if o.note and o.status != "failed" else ""
-            console.print(f"{o.stage:<9} {mark}{secs}  [dim]{STAGE_TITLES[o.stage]}[/dim]{note}",
-                          soft_wrap=True)
-
-        try:
+    try:
+        with progress_bar("plan") as report:
             result = run_plan(settings, out, force=force, from_stage=from_stage,
                               progress=report, on_stage=done)
-        except StageError as exc:
-            if bar is not None:
-                bar.stop()
-            console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+    except StageError as exc:
+        error_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        if Path(out, "case.json").exists():
             console.print(f"the results of the earlier stages are intact in {out}; fix the "
-                          f"input and run the same command again (finished stages are skipped)",
-                          soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+                          "input and run the same command again (finished stages are "
+                          "skipped)", soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
     return result
 
 
@@ -77,6 +62,7 @@ def print_locations(result: PlanResult) -> None:
         state = "" if path.exists() else "  [dim](not written)[/dim]"
         console.print(f"{label:<14} {path}{state}", soft_wrap=True)
     console.print(f"{'timings':<14} {result.case.root / 'timings.json'}", soft_wrap=True)
+    console.print(f"{'log':<14} {result.case.root / '.twinsep' / 'twinsep.log'}", soft_wrap=True)
 
 
 @app.command("plan")
@@ -102,9 +88,9 @@ def plan(
         "(and write the DICOM-SEG of a DICOM scan)."),
     risk: Path | None = typer.Option(
         None, "--risk", help="Separation risk model YAML (default: the packaged risk.yaml)."),
-    choose: str = typer.Option(
-        "min-risk", "--choose", help="Separation alternative to adopt: min-risk, sinus-to-a, "
-        "sinus-to-b, plane (with --plane)."),
+    choose: str | None = typer.Option(
+        None, "--choose", help="Separation alternative to adopt: min-risk (default), "
+        "sinus-to-a, sinus-to-b, plane (with --plane)."),
     plane: str | None = typer.Option(
         None, "--plane", help="User plane X,Y,Z,NX,NY,NZ (world mm) for --choose plane."),
     stages: int | None = typer.Option(
@@ -113,24 +99,31 @@ def plan(
     reconstruction: Path | None = typer.Option(
         None, "--reconstruction", help="Reconstruction settings YAML: the keys it changes "
         "(implant thickness, separation distance, expander fills...)."),
+    settings_file: list[Path] = typer.Option(
+        [], "--settings", help="YAML/JSON file of stage settings, {stage: {key: value}} "
+        "(the shape of twinsep/data/defaults.yaml; only the keys to change; repeatable)."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Set any stage setting, STAGE.KEY=VALUE (repeatable), e.g. "
+        "separate.corridor_mm=12 or segment.ct.vessel_hu=140; wins over the options."),
     force: bool = typer.Option(False, "--force", help="Redo every stage."),
     from_stage: str | None = typer.Option(
         None, "--from", help="Redo this stage and every later one: ingest, segment, "
-        "identify, separate, simulate, models, viewer, schedule, report."),
+        "identify, separate, simulate, models, view, schedule, report."),
 ) -> None:
-    """Plan the separation: ingest, segment, identify, separate, simulate, models, viewer,
+    """Plan the separation: ingest, segment, identify, separate, simulate, models, view,
     schedule and report. Unchanged stages (same inputs and settings) are skipped; stage
-    timings go to CASE/timings.json."""
-    from twinsep.cli._app import parse_numbers
-    from twinsep.pipeline import PlanSettings
+    timings go to CASE/timings.json, the log to CASE/.twinsep/twinsep.log."""
+    from twinsep.pipeline import plan_settings, stage
 
+    if from_stage is not None:
+        stage(from_stage)  # an unknown stage is refused before anything runs
     pl = None if plane is None else parse_numbers(
         plane, 6, "--plane", "six numbers X,Y,Z,NX,NY,NZ (world mm)")
-    settings = PlanSettings(
-        scan=scan, tissues=tissues, seed_a=parse_point(seed_a, "--seed-a"),
-        seed_b=parse_point(seed_b, "--seed-b"), roster=roster, catalog=catalog,
-        keep_phi=keep_phi, series=series, risk=risk, choose=choose, plane=pl, stages=stages,
-        reconstruction=reconstruction,
+    settings = plan_settings(
+        scan, files=settings_file, assignments=set_, tissues=tissues,
+        seed_a=parse_point(seed_a, "--seed-a"), seed_b=parse_point(seed_b, "--seed-b"),
+        roster=roster, catalog=catalog, keep_phi=keep_phi, series=series, risk=risk,
+        choose=choose, plane=pl, stages=stages, reconstruction=reconstruction,
     )
     result = run_plan_cli(settings, out, force=force, from_stage=from_stage)
     print_locations(result)

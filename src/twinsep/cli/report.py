@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 @app.command("report")
@@ -15,13 +15,11 @@ def report(
     keep_phi: bool = typer.Option(
         False, "--keep-phi", help="Show the patient name and ID kept by `ingest --keep-phi`."),
     no_pdf: bool = typer.Option(False, "--no-pdf", help="Write report.html only."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Write CASE/report.html (self-contained, figures embedded) and CASE/report.pdf."""
-    from twinsep.casefolder import Case
-    from twinsep.report import build_report
-
-    with console.status("writing the report"):
-        res = build_report(Case(case), keep_phi=keep_phi, pdf=not no_pdf)
+    res = run_command("report", case, {"keep_phi": keep_phi or None,
+                                       "pdf": False if no_pdf else None}, set_).data
     console.print(f"report: {res.html}", soft_wrap=True)
     if res.pdf is not None:
         console.print(f"report: {res.pdf}", soft_wrap=True)

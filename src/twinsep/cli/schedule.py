@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 @app.command("schedule")
@@ -21,22 +21,16 @@ def schedule(
         help="Deterministic time limit of the CP-SAT search (about seconds of one core); "
         "default 0.5 to improve the greedy first schedule, 2.0 from scratch.",
     ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Assign the team to phases and, after separation, to the purple or orange table."""
-    from twinsep.casefolder import Case, load_plan, update_plan
-    from twinsep.schedule import load_roster, plan_schedule, write_outputs
-
-    c = Case(case)
-    c.require()
-    team = load_roster(roster)
-    section = plan_schedule(load_plan(c), team, stage=stage, time_limit_s=time_limit)
-    section["files"] = write_outputs(section, c.root / "schedule")
-    update_plan(c, schedule=section)
+    section = run_command("schedule", case, {"roster": roster, "stage": stage,
+                                             "time_limit_s": time_limit}, set_).data
     op = section["operation"]
     console.print(
         f"schedule: stage {op['stage']}, {op['total_h']:.1f} h, "
         f"{len(section['assignments'])} assignments ({section['solver']['status'].lower()}); "
-        f"written to {c.root / 'schedule'} and plan.json"
+        f"written to {Path(case) / 'schedule'} and plan.json"
     )
     for note in section["notes"]:
         console.print(f"  note: {note}")

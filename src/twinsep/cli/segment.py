@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console, progress
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 @app.command("segment")
@@ -33,29 +33,19 @@ def segment(
     settings: Path | None = typer.Option(
         None,
         "--settings",
-        help="JSON object of segmentation settings to override (thresholds in HU, sizes in mm).",
+        help="JSON object of CT segmentation settings to override (thresholds in HU, sizes in "
+        "mm; the keys of segment.ct in twinsep/data/defaults.yaml).",
     ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Label scalp, bone, CSF/dura, brain and vessels (labels/tissues.nii.gz)."""
-    from twinsep.casefolder import Case
     from twinsep.labels import TISSUE_NAMES
-    from twinsep.segment.core import segment_case, settings_from_json
+    from twinsep.segment import settings_from_json
 
-    s = settings_from_json(settings) if settings is not None else None
-    with progress() as bar:
-        task = bar.add_task("segment", total=1.0)
-
-        def report(text: str, frac: float) -> None:
-            bar.update(task, description=text, completed=frac)
-
-        result = segment_case(
-            Case(case),
-            tissues_file=tissues,
-            label_map_file=label_map,
-            resample=not no_resample,
-            settings=s,
-            progress=report,
-        )
+    ct = settings_from_json(settings) if settings is not None else None
+    result = run_command("segment", case, {
+        "tissues": tissues, "label_map": label_map, "resample": False if no_resample else None,
+        "ct": ct}, set_).data
     stats = result.section["tissues"]
     parts = ", ".join(
         f"{name} {stats[name]['volume_ml']:.1f} ml" for name in TISSUE_NAMES.values()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 def _parse_plane(text: str | None) -> tuple[float, ...] | None:
@@ -23,8 +23,8 @@ def separate(
     risk: Path | None = typer.Option(
         None, "--risk", help="Risk model YAML (default: the packaged risk.yaml)."
     ),
-    choose: str = typer.Option(
-        "min-risk", "--choose",
+    choose: str | None = typer.Option(
+        None, "--choose",
         help="Alternative to adopt: min-risk (a), sinus-to-a (b), sinus-to-b (c), plane (d).",
     ),
     plane: str | None = typer.Option(
@@ -33,33 +33,29 @@ def separate(
     stages: int | None = typer.Option(
         None, "--stages", min=1, help="Number of operations dividing the crossing vessels."
     ),
-    max_share: float = typer.Option(
-        0.5, "--max-share", min=0.01, max=1.0,
+    max_share: float | None = typer.Option(
+        None, "--max-share", min=0.01, max=1.0,
         help="Automatic staging: largest share of the crossing venous cross-section per stage.",
     ),
-    coarse_mm: float = typer.Option(4.0, "--coarse-mm", min=0.1, help="Coarsest level (mm)."),
-    corridor_mm: float = typer.Option(
-        10.0, "--corridor-mm", min=0.5,
+    coarse_mm: float | None = typer.Option(
+        None, "--coarse-mm", min=0.1, help="Coarsest level (mm)."),
+    corridor_mm: float | None = typer.Option(
+        None, "--corridor-mm", min=0.5,
         help="How far (mm) the cut may leave the identity interface.",
     ),
-    sinus_mm: float = typer.Option(
-        12.0, "--sinus-mm", min=0.5,
+    sinus_mm: float | None = typer.Option(
+        None, "--sinus-mm", min=0.5,
         help="Reach (mm) of the shared sinus around the interface, for alternatives b and c.",
     ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Cut the joined heads along the minimum-risk surface and compare alternatives."""
     from rich.table import Table
 
-    from twinsep.casefolder import Case
-    from twinsep.separate import separate_case
-
-    pl = _parse_plane(plane)
-    with console.status("separating: minimum s-t cut, coarse to fine"):
-        sep = separate_case(
-            Case(case), risk_file=risk, choose=choose, plane=pl, stages=stages,
-            max_share=max_share, coarse_mm=coarse_mm, corridor_mm=corridor_mm,
-            sinus_mm=sinus_mm,
-        )
+    sep = run_command("separate", case, {
+        "risk": risk, "choose": choose, "plane_mm": _parse_plane(plane), "stages": stages,
+        "max_share": max_share, "coarse_mm": coarse_mm, "corridor_mm": corridor_mm,
+        "sinus_mm": sinus_mm}, set_).data
     s = sep.summary
     table = Table(title="separation alternatives", show_lines=False)
     for col in ("", "alternative", "risk", "area cm2", "brain cm2", "vessels cut", "mm2 cut"):

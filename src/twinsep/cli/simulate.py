@@ -6,43 +6,28 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console, progress
-
-_DEFAULT_CATALOG = Path("examples/expanders.yaml")
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 @app.command("simulate")
 def simulate(
     case: Path = typer.Argument(..., help="Case folder (after `twinsep separate`)."),
-    catalog: Path = typer.Option(
-        _DEFAULT_CATALOG, "--catalog",
+    catalog: Path | None = typer.Option(
+        None, "--catalog",
         help="Expander catalogue (YAML list `expanders` with id, shape, length_cm, width_cm, "
-        "volume_ml).",
+        "volume_ml); default examples/expanders.yaml.",
     ),
     settings: Path | None = typer.Option(
         None, "--settings",
-        help="YAML file of reconstruction settings to override (see "
-        "twinsep/data/reconstruction.yaml).",
+        help="YAML file of reconstruction settings to override (the keys of "
+        "simulate.reconstruction in twinsep/data/defaults.yaml).",
     ),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Move the twins apart; defect areas, scalp expander plan and cranial implant (plan.json
     `reconstruction`, meshes in models/)."""
-    from twinsep.casefolder import Case
-    from twinsep.errors import InputError
-    from twinsep.simulate.core import simulate_case
-
-    if not catalog.exists() and catalog == _DEFAULT_CATALOG:
-        repo_copy = Path(__file__).resolve().parents[3] / "examples" / "expanders.yaml"
-        catalog = repo_copy if repo_copy.exists() else catalog
-    if not catalog.exists():
-        raise InputError(f"{catalog}: expander catalogue not found (use --catalog FILE)")
-    with progress() as bar:
-        task = bar.add_task("simulate", total=1.0)
-
-        def report(text: str, frac: float) -> None:
-            bar.update(task, description=text, completed=frac)
-
-        sec = simulate_case(Case(case), catalog=catalog, settings=settings, progress=report)
+    sec = run_command("simulate", case, {"catalog": catalog, "reconstruction_file": settings},
+                      set_).data
     for name, t in sec["twins"].items():
         sc = sec["scalp"]["twins"][name]
         im = sec["cranium"]["twins"][name]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console
+from twinsep.cli._app import SET_HELP, app, console, run_command
 
 
 @app.command("view")
@@ -17,17 +17,16 @@ def view(
     no_serve: bool = typer.Option(False, "--no-serve",
                                   help="Only write CASE/viewer/index.html, do not serve it."),
     open_browser: bool = typer.Option(False, "--open", help="Open the viewer in a browser."),
-    max_size: int = typer.Option(256, "--max-size", min=16, max=1024,
-                                 help="Largest CT slice grid size per axis (voxels)."),
+    max_size: int | None = typer.Option(None, "--max-size", min=16, max=1024,
+                                        help="Largest CT slice grid size per axis (voxels, "
+                                        "default 256)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Write CASE/viewer/index.html (layers, clipping, distances, CT slices, VR) and serve it.
 
     The page works offline and can also be opened directly as a file.
     """
-    from twinsep.view.build import build_viewer
-
-    with console.status("building the viewer"):
-        result = build_viewer(case, max_size=max_size)
+    result = run_command("view", case, {"max_size": max_size}, set_).data
     mb = result.size_bytes / 1e6
     console.print(f"wrote {result.index_html} ({mb:.1f} MB, {len(result.layers)} layers)")
     if no_serve:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,7 @@ from twinsep.casefolder import Case, load_plan, read_json
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.labels import Owner, Tissue
-
-ProgressFn = Callable[[str, int, int], None]
+from twinsep.progress import Progress
 
 #: Days per month used to turn study dates into months.
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -349,7 +347,7 @@ class Registration:
 
 
 def register(earlier: CaseData, later: CaseData, *,
-             progress: ProgressFn | None = None) -> Registration:
+             progress: Progress | None = None) -> Registration:
     """Rigid then affine registration of the later CT to the earlier one.
 
     The start is found from the brain centroids: the A-B axis of one scan is turned onto
@@ -369,7 +367,7 @@ def register(earlier: CaseData, later: CaseData, *,
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
-def _register(earlier: CaseData, later: CaseData, progress: ProgressFn | None) -> Registration:
+def _register(earlier: CaseData, later: CaseData, progress: Progress | None) -> Registration:
     import time
 
     import SimpleITK as sitk
@@ -382,7 +380,7 @@ def _register(earlier: CaseData, later: CaseData, progress: ProgressFn | None) -
     ea, eb = earlier.centroids["A"], earlier.centroids["B"]
     mid_e = 0.5 * (ea + eb)
     # --- start: score candidate rotations at the coarsest level -----------------------
-    report("registering: start", 0, 3)
+    report("registering: start", 0.0)
     score = _method(fmask, (4,), 0)
     best = None
     for pairing in ("A-A", "A-B"):
@@ -407,12 +405,12 @@ def _register(earlier: CaseData, later: CaseData, progress: ProgressFn | None) -
                 best = (m, tr, pairing, k * 45.0)
     if best is None:
         raise InputError("registration failed: the two scans do not overlap at any start")
-    report("registering: rigid", 1, 3)
+    report("registering: rigid", 1 / 3)
     reg = _method(fmask, (4, 2, 1), 150)
     reg.SetInitialTransform(best[1], inPlace=False)
     rigid = sitk.Euler3DTransform(_unwrap(reg.Execute(fixed, moving)))
     metric_rigid = reg.GetMetricValue()
-    report("registering: affine", 2, 3)
+    report("registering: affine", 2 / 3)
     aff = sitk.AffineTransform(3)
     aff.SetCenter(rigid.GetCenter())
     aff.SetMatrix(rigid.GetMatrix())
@@ -421,7 +419,7 @@ def _register(earlier: CaseData, later: CaseData, progress: ProgressFn | None) -
     reg2.SetInitialTransform(aff, inPlace=False)
     affine = sitk.AffineTransform(_unwrap(reg2.Execute(fixed, moving)))
     metric_affine = reg2.GetMetricValue()
-    report("registering: done", 3, 3)
+    report("registering: done", 1.0)
     return Registration(
         rigid=rigid, affine=affine, metric_rigid=metric_rigid, metric_affine=metric_affine,
         initial={"pairing": best[2], "turn_deg": best[3], "metric": best[0]},
@@ -584,7 +582,7 @@ class Comparison:
 
 
 def compare(earlier_root: Path | str, later_root: Path | str, *, months: float | None = None,
-            force: bool = False, progress: ProgressFn | None = None) -> Comparison:
+            force: bool = False, progress: Progress | None = None) -> Comparison:
     """Compare two scans of the same twins (see the module docstring).
 
     Parameters
@@ -596,7 +594,7 @@ def compare(earlier_root: Path | str, later_root: Path | str, *, months: float |
     force : bool
         Go on when the same-twins check fails (the failures go to ``warnings``).
     progress : callable, optional
-        ``progress(description, done, total)``.
+        ``progress(message, fraction)``.
 
     Returns
     -------
@@ -832,7 +830,7 @@ def report_markdown(growth: dict) -> str:
 # --- case-folder entry point -----------------------------------------------------------------
 def compare_cases(earlier: Path | str, later: Path | str, out: Path | str, *,
                   months: float | None = None, force: bool = False, write_plan: bool = True,
-                  progress: ProgressFn | None = None) -> Comparison:
+                  progress: Progress | None = None) -> Comparison:
     """Compare two cases and write ``OUT/comparison.json``, ``OUT/growth.png``,
     ``OUT/growth.md`` and the later case's plan.json ``growth`` (and ``figures.growth``).
 

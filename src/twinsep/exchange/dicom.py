@@ -16,16 +16,14 @@ applies the rescale slope/intercept); tags are read with pydicom.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from twinsep.image import Volume
-
-#: Progress callback: ``progress(description, done, total)``.
-ProgressFn = Callable[[str, int, int], None]
+from twinsep.progress import Progress
 
 _IMPLEMENTATION_UID = "2.25.181302546911846722358213367014318090563"
 
@@ -464,7 +462,7 @@ class Series:
 
 
 def scan_files(
-    paths: Sequence[Path], *, force: bool = False, progress: ProgressFn | None = None
+    paths: Sequence[Path], *, force: bool = False, progress: Progress | None = None
 ) -> tuple[dict[str, Series], int]:
     """Read the headers of ``paths`` and group the image files by SeriesInstanceUID.
 
@@ -479,7 +477,7 @@ def scan_files(
     skipped = 0
     for n, path in enumerate(paths):
         if progress is not None:
-            progress("reading DICOM headers", n, len(paths))
+            progress("reading DICOM headers", n / max(len(paths), 1))
         ds = read_header(path, force=force)
         h = None if ds is None else header_of(path, ds)
         if h is None:
@@ -487,7 +485,7 @@ def scan_files(
             continue
         series.setdefault(h.series_uid, Series(h.series_uid, [])).headers.append(h)
     if progress is not None:
-        progress("reading DICOM headers", len(paths), len(paths))
+        progress("reading DICOM headers", 1.0)
     return series, skipped
 
 

@@ -532,7 +532,7 @@ _SPLITTERS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def _check_method(method: str | None) -> str:
+def check_method(method: str | None) -> str:
     method = DEFAULT_METHOD if method is None else method
     if method not in _SPLITTERS:
         raise InputError(f"unknown identity method {method!r}; choose one of {', '.join(METHODS)}")
@@ -664,7 +664,7 @@ def identify(
         No brain, only one head, a seed far from any brain, or a bad method name.
     """
     t0 = time.perf_counter()
-    method = _check_method(method)
+    method = check_method(method)
     if (seed_a_mm is None) != (seed_b_mm is None):
         raise InputError("give both --seed-a and --seed-b, or neither")
     given = seed_a_mm is not None
@@ -780,110 +780,14 @@ def dice_scores(
     return out
 
 
-# --- case folder -----------------------------------------------------------------------------
-def identify_case(
-    case,
-    *,
-    seed_a: tuple[float, float, float] | None = None,
-    seed_b: tuple[float, float, float] | None = None,
-    landmarks: dict | None = None,
-    method: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> IdentityResult:
-    """Identify the twins of a case folder and write the results.
-
-    Reads ``labels/tissues.nii.gz`` (and ``scan.nii.gz`` for the figure), writes
-    ``labels/twins.nii.gz`` (uint8 on the scan's grid) and plan.json sections
-    ``identity``, ``conjoined``, ``closest_distance_mm`` and, when conjoined, ``shared``,
-    ``classification`` and ``figures``.
-
-    Parameters
-    ----------
-    case : Case
-        The case folder.
-    seed_a, seed_b : (3,) float, optional
-        Brain seeds in world mm.
-    landmarks : dict, optional
-        ``{"A": {"nasion": [x, y, z], ...}, "B": {...}}`` (world mm) for the classification.
-    method : str, optional
-        Brain split method.
-    progress : callable, optional
-        Called with a short description before each step.
-
-    Returns
-    -------
-    IdentityResult
-    """
-    from twinsep.casefolder import update_plan, write_volume
-
-    say = progress or (lambda _msg: None)
-    case.require(case.tissues, hint="run `twinsep segment` first")
-    method = _check_method(method)
-    say("reading tissues")
-    tissues = Volume.read(case.tissues)
-    say("identifying the twins")
-    result = identify(tissues, seed_a_mm=seed_a, seed_b_mm=seed_b, method=method)
-    write_volume(result.owner, case.twins)
-    if not result.conjoined:
-        update_plan(
-            case,
-            identity=result.to_plan(),
-            conjoined=False,
-            closest_distance_mm=round(float(result.closest_distance_mm or 0.0), 2),
-        )
-        return result
-    # --- measurements by the other stages -------------------------------------------
-    from twinsep.identify.classification import classify
-    from twinsep.identify.shared import measure_shared
-
-    say("measuring shared anatomy")
-    ct = Volume.read(case.scan) if case.scan.exists() else None  # also for the figure
-    same = ct is not None and ct.same_grid(tissues, tol_mm=1e-2)
-    shared = measure_shared(tissues, result.owner, image=ct if same else None)
-    say("classifying the junction")
-    classification = classify(tissues, result.owner, shared, landmarks=landmarks)
-    figures: dict[str, str] = {}
-    say("drawing the junction figure")
-    try:
-        from twinsep.identify.figures import junction_figure
-    except ModuleNotFoundError as exc:  # pragma: no cover - figures stage still missing
-        if exc.name != "twinsep.identify.figures":
-            raise
-    else:
-        fig_path = case.figures / "junction.png"
-        case.figures.mkdir(parents=True, exist_ok=True)
-        junction_figure(
-            ct,
-            tissues,
-            result.owner,
-            fig_path,
-            shared_vessel_mask=getattr(shared, "shared_vessel_mask", None),
-        )
-        figures["junction"] = fig_path.relative_to(case.root).as_posix()
-    from twinsep.casefolder import load_plan
-
-    old_figures = dict(load_plan(case).get("figures") or {})
-    old_figures.update(figures)
-    update_plan(
-        case,
-        identity=result.to_plan(),
-        conjoined=True,
-        closest_distance_mm=None,
-        shared=shared.to_plan(),
-        classification=classification.to_plan(),
-        figures=old_figures,
-    )
-    return result
-
-
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "TWIN_A_RULE",
     "IdentityResult",
     "assign_owner",
+    "check_method",
     "dice_scores",
     "find_seeds",
     "identify",
-    "identify_case",
 ]

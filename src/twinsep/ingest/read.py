@@ -19,7 +19,7 @@ import hashlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,7 @@ from twinsep import __version__
 from twinsep.casefolder import Case, atomic_output_dir, sha256_array, sha256_file, write_json
 from twinsep.errors import InputError
 from twinsep.image import Volume
-
-#: Progress callback: ``progress(description, done, total)``.
-ProgressFn = Callable[[str, int, int], None]
+from twinsep.progress import Progress
 
 _ITK_FORMATS = {
     ".nii": "nifti",
@@ -334,7 +332,7 @@ def _pixel_dtype(values: np.ndarray) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _load_series(series, where: Path, progress: ProgressFn | None) -> _Loaded:
+def _load_series(series, where: Path, progress: Progress | None) -> _Loaded:
     from twinsep.exchange.dicom import resample_stack, stack_geometry
 
     headers = series.headers
@@ -379,14 +377,14 @@ def _load_series(series, where: Path, progress: ProgressFn | None) -> _Loaded:
     slices = []
     for n, h in enumerate(headers):
         if progress is not None:
-            progress("reading DICOM pixels", n, len(headers))
+            progress("reading DICOM pixels", n / max(len(headers), 1))
         arr = _read_dicom_pixels(h.path, h.transfer_syntax)
         if arr.shape != (h.frames, h.rows, h.columns):
             raise InputError(f"{h.path}: pixel data holds {arr.shape[::-1]} voxels, the "
                              f"header says {(h.columns, h.rows, h.frames)}")
         slices.append(arr)
     if progress is not None:
-        progress("reading DICOM pixels", len(headers), len(headers))
+        progress("reading DICOM pixels", 1.0)
     stack = np.concatenate(slices)[geom.order]
     dtype = _pixel_dtype(stack)
     resampling = None
@@ -396,7 +394,7 @@ def _load_series(series, where: Path, progress: ProgressFn | None) -> _Loaded:
         origin, spacing = geom.origin, geom.spacing
     else:
         if progress is not None:
-            progress("resampling onto a regular grid", 0, 1)
+            progress("resampling onto a regular grid", 0.0)
         fill = float(stack.min())
         out, origin, size = resample_stack(stack.astype(np.float64), geom, fill=fill)
         array = np.rint(out).astype(dtype) if dtype.kind == "i" else out.astype(dtype)
@@ -422,7 +420,7 @@ def _load_series(series, where: Path, progress: ProgressFn | None) -> _Loaded:
             f"{spacing[2]:.4g} mm between slices, {int(size[2])} slices"
         )
         if progress is not None:
-            progress("resampling onto a regular grid", 1, 1)
+            progress("resampling onto a regular grid", 1.0)
     volume = Volume(array, tuple(origin), tuple(spacing), tuple(geom.direction.ravel()))
     ds = first.dataset
     tss = sorted({h.transfer_syntax for h in headers if h.transfer_syntax})
@@ -465,7 +463,7 @@ def _float_or_none(value) -> float | None:
 
 
 def _read_dicom_folder(folder: Path, series_uid: str | None,
-                       progress: ProgressFn | None) -> _Loaded:
+                       progress: Progress | None) -> _Loaded:
     from twinsep.exchange.dicom import scan_files
 
     files = _dicom_files(folder)
@@ -484,7 +482,7 @@ def _read_dicom_folder(folder: Path, series_uid: str | None,
 
 
 def _read_dicom_file(path: Path, ds, series_uid: str | None,
-                     progress: ProgressFn | None) -> _Loaded:
+                     progress: Progress | None) -> _Loaded:
     from twinsep.exchange.dicom import Series, header_of, read_header, scan_files
 
     header = header_of(path, ds)
@@ -508,7 +506,7 @@ def _read_dicom_file(path: Path, ds, series_uid: str | None,
     return loaded
 
 
-def _load(scan: Path, series_uid: str | None, progress: ProgressFn | None) -> _Loaded:
+def _load(scan: Path, series_uid: str | None, progress: Progress | None) -> _Loaded:
     from twinsep.exchange.dicom import read_header
 
     if not scan.exists():
@@ -543,14 +541,14 @@ def _stored_geometry(path: Path) -> dict:
     }
 
 
-def _hash_inputs(files: list[Path], progress: ProgressFn | None) -> list[dict]:
+def _hash_inputs(files: list[Path], progress: Progress | None) -> list[dict]:
     out = []
     for n, path in enumerate(files):
         if progress is not None:
-            progress("hashing the input", n, len(files))
+            progress("hashing the input", n / max(len(files), 1))
         out.append({"sha256": sha256_file(path), "bytes": path.stat().st_size})
     if progress is not None:
-        progress("hashing the input", len(files), len(files))
+        progress("hashing the input", 1.0)
     return out
 
 
@@ -561,7 +559,7 @@ def ingest(
     series_uid: str | None = None,
     keep_phi: bool = False,
     overwrite: bool = False,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Read a scan and write a new case folder.
 
@@ -580,7 +578,7 @@ def ingest(
     overwrite : bool
         Replace a non-empty ``out``.
     progress : callable or None
-        ``progress(description, done, total)``, called during long steps.
+        ``progress(message, fraction)``, called during long steps.
 
     Returns
     -------
@@ -599,7 +597,7 @@ def ingest(
         volume = loaded.volume
         tmp_case = Case(tmp)
         if progress is not None:
-            progress("writing scan.nii.gz", 0, 1)
+            progress("writing scan.nii.gz", 0.0)
         dm = volume.direction_matrix
         if not np.allclose(dm.T @ dm, np.eye(3), atol=1e-4):
             raise InputError(f"{scan}: its direction matrix is not orthonormal (sheared "
@@ -607,7 +605,7 @@ def ingest(
         with _quiet_stderr():
             volume.write(tmp_case.scan)
         if progress is not None:
-            progress("writing scan.nii.gz", 1, 1)
+            progress("writing scan.nii.gz", 1.0)
         stored = _stored_geometry(tmp_case.scan)
         if not (
             np.allclose(stored["origin"], volume.origin, atol=_TOL_MM)

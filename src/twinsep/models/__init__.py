@@ -6,8 +6,9 @@ and writes ``CASE/models/``: ``model.glb``, ``manifest.json``, ``stl/*.stl``,
 See :mod:`twinsep.models.build`.
 """
 
-from twinsep.models.build import ModelSet, build_models, models_case, write_models
+from twinsep.models.build import ModelSet, build_models
+from twinsep.models.case import STAGE, ModelsSettings, models_case, write_models
 from twinsep.models.surfaces import Surface, SurfaceSettings, mask_surface
 
-__all__ = ["ModelSet", "Surface", "SurfaceSettings", "build_models", "mask_surface",
-           "models_case", "write_models"]
+__all__ = ["STAGE", "ModelSet", "ModelsSettings", "Surface", "SurfaceSettings", "build_models",
+           "mask_surface", "models_case", "write_models"]

@@ -13,7 +13,6 @@ owner map is resolved first (head voxels labelled 0 or 3 go to the nearest twin,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,8 +28,7 @@ from twinsep.colours import (
 from twinsep.image import Volume
 from twinsep.labels import TISSUE_NAMES, Owner, Tissue
 from twinsep.models.surfaces import Surface, SurfaceSettings, extract_surface, finish_surface
-
-ProgressFn = Callable[[str, int, int], None]
+from twinsep.progress import Progress
 
 #: Tissues in the order of their layers (outside in).
 LAYER_TISSUES: tuple[Tissue, ...] = (Tissue.SCALP, Tissue.BONE, Tissue.CSF, Tissue.BRAIN,
@@ -215,7 +213,7 @@ def face_budgets(raw_faces: list[int], settings: SurfaceSettings) -> list[int]:
 
 
 def build_layers(labelmap: Volume, layers: list[Layer], settings: SurfaceSettings,
-                 progress: ProgressFn | None = None) -> list[Layer]:
+                 progress: Progress | None = None) -> list[Layer]:
     """Build the surface of every layer (in place; also returned).
 
     Every layer is extracted and smoothed first (on its own bounding box); the face budget
@@ -227,7 +225,7 @@ def build_layers(labelmap: Volume, layers: list[Layer], settings: SurfaceSetting
     extracted = []
     for n, ly in enumerate(layers):
         if progress is not None:
-            progress("surface meshes", n, total)
+            progress("surface meshes", n / max(total, 1))
         box = boxes[ly.label - 1] if ly.label - 1 < len(boxes) else None
         ex = None if box is None else extract_surface(lab[box] == ly.label, labelmap,
                                                       settings, box=box)
@@ -235,11 +233,11 @@ def build_layers(labelmap: Volume, layers: list[Layer], settings: SurfaceSetting
     budgets = face_budgets([0 if ex is None else ex.n_faces for ex in extracted], settings)
     for n, (ly, ex, budget) in enumerate(zip(layers, extracted, budgets, strict=True)):
         if progress is not None:
-            progress("surface meshes", len(layers) + n, total)
+            progress("surface meshes", (len(layers) + n) / max(total, 1))
         ly.surface = None if ex is None else finish_surface(ex, budget)
         ly.mesh = None if ly.surface is None else ly.surface.mesh
     if progress is not None:
-        progress("surface meshes", total, total)
+        progress("surface meshes", 1.0)
     return layers
 
 

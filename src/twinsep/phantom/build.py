@@ -20,7 +20,6 @@ nearest brain (envelope) rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from twinsep.phantom.placement import (
     surface_depth,
 )
 from twinsep.phantom.spec import PhantomSpec
+from twinsep.progress import Progress, silent
 
 #: Hounsfield units per tissue (brain: grey 38, white 28).
 HU = {"air": -1000.0, "scalp": 40.0, "bone": 850.0, "csf": 8.0, "grey": 38.0, "white": 28.0,
@@ -92,7 +92,7 @@ def _slab_world(vol: Volume, k0: int, k1: int) -> np.ndarray:
 
 
 def make_phantom(spec: PhantomSpec,
-                 progress: Callable[[float], None] | None = None) -> Phantom:
+                 progress: Progress | None = None) -> Phantom:
     """Generate a phantom.
 
     Parameters
@@ -100,7 +100,7 @@ def make_phantom(spec: PhantomSpec,
     spec : PhantomSpec
         Options; the same spec (seed included) gives identical arrays.
     progress : callable, optional
-        Called with the fraction done (0 to 1).
+        ``progress(message, fraction)``.
 
     Returns
     -------
@@ -111,7 +111,7 @@ def make_phantom(spec: PhantomSpec,
     from twinsep.phantom.truth import compute_truth
     from twinsep.phantom.vessels import build_vessels
 
-    report = progress or (lambda f: None)
+    report = progress or silent
     lay = layout(spec)
     grid = _grid(spec, lay)
     vessels = build_vessels(
@@ -119,7 +119,7 @@ def make_phantom(spec: PhantomSpec,
         conjoined=not spec.separate, centre=lay.junction_centre, c=lay.c, e1=lay.e1,
         e2=lay.e2, undulation_mm=spec.undulation, separate=spec.separate,
         **({"ring_radius_mm": spec.growth().sinus_radius_mm} if spec.grows else {}))
-    report(0.05)
+    report("laying out the heads", 0.05)
     nk, nj, ni = grid.shape
     step = max(1, _SLAB_VOXELS // (nj * ni))
     partial = spec.fusion == "partial" and not spec.separate
@@ -153,7 +153,7 @@ def make_phantom(spec: PhantomSpec,
         if hd.any():
             vc[hd] = vessels.classify(xyz[hd])
         vessel[sl] = vc.reshape(s3)
-        report(0.05 + 0.6 * k1 / nk)
+        report("tissues of each head", 0.05 + 0.6 * k1 / nk)
     del xyz, sa, sb, delta, h, pa, wa, pb, wb, depth
     # --- pass 2: depth below the combined surface, labels, base HU -----------------
     sp_kji = grid.spacing_kji
@@ -187,7 +187,7 @@ def make_phantom(spec: PhantomSpec,
         isb = t == Tissue.BRAIN
         v[isb] = HU["grey"] + (HU["white"] - HU["grey"]) * (wmf[sl][isb] / 255.0)
         hu[sl] = v
-        report(0.65 + 0.25 * k1 / nk)
+        report("CT intensities", 0.65 + 0.25 * k1 / nk)
     del head, brain, amb, plate, wmf, shallow
     # --- CT: partial-volume blur and noise -------------------------------------------
     if spec.blur > 0:
@@ -202,12 +202,12 @@ def make_phantom(spec: PhantomSpec,
             block = block + spec.noise * rng.standard_normal(block.shape, dtype=np.float32)
         ct[k0:k1] = np.clip(np.round(block), -1024, 3071).astype(np.int16)
     del hu
-    report(0.95)
+    report("ground truth", 0.95)
     ct_vol = grid.with_array(ct)
     tis_vol = grid.with_array(tissues)
     own_vol = grid.with_array(owner)
     truth = compute_truth(spec, lay, vessels, tis_vol, own_vol, terr_a, vessel)
-    report(1.0)
+    report("done", 1.0)
     return Phantom(ct_vol, tis_vol, own_vol, truth, spec)
 
 

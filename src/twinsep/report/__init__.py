@@ -11,16 +11,18 @@ from twinsep.report.build import (
     CONJOINED_SECTIONS,
     NOT_CONJOINED_SECTIONS,
     ReportResult,
-    build_report,
     render_3d,
     render_html,
     shared_vessel_mask,
 )
+from twinsep.report.case import STAGE, ReportSettings, build_report
 
 __all__ = [
     "CONJOINED_SECTIONS",
     "NOT_CONJOINED_SECTIONS",
+    "STAGE",
     "ReportResult",
+    "ReportSettings",
     "build_report",
     "render_3d",
     "render_html",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from twinsep import __version__
-from twinsep.casefolder import Case, load_plan, read_json, write_text_atomic
+from twinsep.casefolder import Case, load_plan, load_timings, read_json
 from twinsep.labels import TWIN_COLOURS
 
 #: Section ids of the report of a conjoined pair, in order.
@@ -540,17 +540,15 @@ def _growth(case: Case, plan: dict, pdf: bool = False) -> str:
 
 
 def _pipeline(timings: dict) -> str:
-    from twinsep.pipeline import STAGE_TITLES, STAGES
-
     stages = timings.get("stages", {})
     if not stages:
         return "<p>No timings (the stages were run one by one).</p>"
     rows = []
-    for name in STAGES:
+    for name in timings.get("order") or sorted(stages):
         t = stages.get(name)
         if t is None:
             continue
-        rows.append([name, STAGE_TITLES.get(name, ""), t.get("status", ""),
+        rows.append([name, t.get("title", ""), t.get("status", ""),
                      t.get("last_run_seconds"), t.get("note", "")])
     out = _table(["stage", "what", "last run", "seconds", "note"], rows)
     out += (f'<p class="note">Timings live beside plan.json in <code>timings.json</code> '
@@ -637,8 +635,6 @@ def render_html(
 
     ``pdf``: the variant that WeasyPrint lays out, with the PNG figures embedded as JPEG.
     """
-    from twinsep.pipeline import load_timings
-
     case = Case(case.root if isinstance(case, Case) else case)
     plan = load_plan(case)
     info = read_json(case.case_json) if case.case_json.exists() else {}
@@ -685,65 +681,3 @@ def render_html(
            f"world coordinates in mm (LPS).</p>\n" + "".join(parts) + "</body></html>\n")
     ids = tuple(p.split('"', 2)[1] for p in parts)
     return doc, ids
-
-
-def build_report(
-    case: Case,
-    *,
-    keep_phi: bool = False,
-    pdf: bool = True,
-    progress: Callable[[str, float], None] | None = None,
-) -> ReportResult:
-    """Write ``CASE/report.html`` (self-contained) and ``CASE/report.pdf``.
-
-    Parameters
-    ----------
-    case : Case
-        The case folder (needs plan.json).
-    keep_phi : bool
-        Show the patient identifiers kept by ``twinsep ingest --keep-phi``.
-    pdf : bool
-        Also write the PDF (WeasyPrint).
-    progress : callable, optional
-        ``progress(description, fraction_done)``.
-    """
-    from twinsep.errors import InputError
-
-    case = Case(case.root if isinstance(case, Case) else case)
-    say = progress or (lambda _t, _f: None)
-    case.require(case.plan, hint="run `twinsep plan` or the stages first")
-    plan = load_plan(case)
-    if plan.get("conjoined") is True and case.tissues.exists() and case.twins.exists():
-        say("3-D render", 0.1)
-        render_3d(case)
-    stale = case.figures / "reconstruction.png"
-    if plan.get("reconstruction"):
-        from twinsep.report.reconstruction_figure import reconstruction_figure
-
-        say("reconstruction figure", 0.3)
-        if reconstruction_figure(case) is None and stale.exists():
-            stale.unlink()
-    elif stale.exists():
-        stale.unlink()
-    say("HTML", 0.5)
-    doc, ids = render_html(case, keep_phi=keep_phi)
-    html_path = case.root / "report.html"
-    write_text_atomic(html_path, doc)
-    pdf_path: Path | None = None
-    note = ""
-    if pdf:
-        say("PDF (WeasyPrint)", 0.6)
-        try:
-            import weasyprint
-        except (ImportError, OSError) as exc:  # missing system libraries (pango)
-            note = f"WeasyPrint unavailable: {exc}"
-        else:
-            pdf_doc, _ = render_html(case, keep_phi=keep_phi, pdf=True)
-            try:
-                data = weasyprint.HTML(string=pdf_doc, base_url=str(case.root)).write_pdf()
-            except Exception as exc:
-                raise InputError(f"report.pdf could not be laid out: {exc}") from exc
-            pdf_path = case.root / "report.pdf"
-            write_text_atomic(pdf_path, data)
-    say("done", 1.0)
-    return ReportResult(html=html_path, pdf=pdf_path, sections=ids, note=note)

@@ -15,6 +15,7 @@ See ``docs/schedule.md``.
 from __future__ import annotations
 
 from twinsep.schedule.build import DEFAULT_TIME_LIMIT_S, plan_schedule
+from twinsep.schedule.case import STAGE, ScheduleSettings, schedule_case
 from twinsep.schedule.check import check_schedule
 from twinsep.schedule.model import InfeasibleRosterError
 from twinsep.schedule.outputs import write_outputs
@@ -24,14 +25,17 @@ from twinsep.schedule.roster import Person, Roster, Settings, load_roster, parse
 __all__ = [
     "DEFAULT_PHASES",
     "DEFAULT_TIME_LIMIT_S",
+    "STAGE",
     "InfeasibleRosterError",
     "Person",
     "Roster",
+    "ScheduleSettings",
     "Settings",
     "check_schedule",
     "derive_operation",
     "load_roster",
     "parse_roster",
     "plan_schedule",
+    "schedule_case",
     "write_outputs",
 ]

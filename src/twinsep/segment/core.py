@@ -6,7 +6,7 @@ Codes (see :class:`twinsep.labels.Tissue`)::
 
 :func:`segment_ct` works from Hounsfield units alone, with thresholds, morphology in
 millimetres, an exact removal of the blurred bone's spill and a Hessian vesselness;
-every threshold and size it uses is a field of :class:`SegmentSettings`.
+every threshold and size it uses is a field of :class:`CTSettings`.
 :func:`import_label_map` reads a label map made elsewhere (3D Slicer, TotalSegmentator, a
 manual one), translates its codes and puts it on the scan's grid. :func:`segment_case`
 does either for a case folder and records what it did in ``plan.json``.
@@ -55,38 +55,31 @@ rim at about 1 mm); full resolution is kept for every voxel-level decision.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from twinsep.casefolder import Case, sha256_array, sha256_file, update_plan, write_volume
 from twinsep.errors import InputError
-from twinsep.image import Volume, fill_holes, resample_like
+from twinsep.image import Volume, fill_holes
 from twinsep.labels import TISSUE_NAMES, Tissue
+from twinsep.progress import Progress
+from twinsep.settings import defaults
 
 #: Grid (mm) on which the depth below the head surface is computed (then interpolated).
 DEPTH_GRID_MM = 2.0
 
-#: A progress callback: ``callback(description, fraction_done)`` with fraction in [0, 1].
-ProgressCallback = Callable[[str, float], None]
 
 __all__ = [
-    "SegmentResult",
-    "SegmentSettings",
-    "import_label_map",
-    "load_label_map",
-    "segment_case",
+    "CTSettings",
     "segment_ct",
     "tissue_stats",
 ]
 
 
-class SegmentSettings(BaseModel):
+#: Defaults of the CT segmentation, with their sources: ``segment.ct`` of defaults.yaml.
+_CT = defaults("segment.ct")
+
+
+class CTSettings(BaseModel):
     """Every parameter of :func:`segment_ct` (HU for intensities, mm for lengths, ml for sizes).
 
     The defaults suit a contrast CT venogram of an infant (thin bone, contrast in the
@@ -96,137 +89,138 @@ class SegmentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     smoothing_mm: float = Field(
-        0.7, ge=0, le=5,
+        _CT["smoothing_mm"], ge=0, le=5,
         description="Gaussian sigma (mm) of the denoising applied before all thresholds.",
     )
     head_hu: float = Field(
-        -450.0, description="Head = voxels above this (HU), largest component, holes filled."
+        _CT["head_hu"],
+        description="Head = voxels above this (HU), largest component, holes filled."
     )
     soft_tissue_hu: float = Field(
-        30.0, description="Typical soft-tissue value (HU): baseline of the bone threshold."
+        _CT["soft_tissue_hu"],
+        description="Typical soft-tissue value (HU): baseline of the bone threshold."
     )
     bone_min_hu: float = Field(
-        400.0,
+        _CT["bone_min_hu"],
         description="Bone is never below this (HU): about half way between soft tissue and "
         "unblurred bone, where the edge of a thin blurred plate lies; well above contrast "
         "vessels (~280 HU) so that a sinus against the skull is not taken for bone.",
     )
     bone_peak_fraction: float = Field(
-        0.5, gt=0, lt=1,
+        _CT["bone_peak_fraction"], gt=0, lt=1,
         description="Partial-volume rule: bone = above soft_tissue_hu + fraction x (local "
         "peak - soft_tissue_hu); 0.5 puts the edge at half maximum.",
     )
     bone_peak_radius_mm: float = Field(
-        2.0, gt=0, description="Radius (mm) of the neighbourhood that defines the local peak."
+        _CT["bone_peak_radius_mm"], gt=0,
+        description="Radius (mm) of the neighbourhood that defines the local peak."
     )
     min_bone_ml: float = Field(
-        0.05, ge=0, description="Bone components smaller than this (ml) are dropped."
+        _CT["min_bone_ml"], ge=0, description="Bone components smaller than this (ml) are dropped."
     )
     skull_max_depth_mm: float = Field(
-        15.0, gt=0,
+        _CT["skull_max_depth_mm"], gt=0,
         description="Bone deeper than this (mm) below the head surface is not part of the "
         "skull shell (e.g. the bone plate between partially fused heads).",
     )
     shell_depth_mm: float = Field(
-        6.0, gt=0,
+        _CT["shell_depth_mm"], gt=0,
         description="Scalp + bone depth (mm) taken as the outside when no skull is found.",
     )
     brain_hu: float = Field(
-        15.0,
+        _CT["brain_hu"],
         description="Inside the skull: CSF/dura below, brain at or above (HU); midway "
         "between CSF (~5-10) and white matter (~28).",
     )
     vessel_hu: float = Field(
-        130.0,
+        _CT["vessel_hu"],
         description="Inside the skull: contrast-enhanced blood at or above (HU), after the "
         "bone's spill is taken out: 40% of the way from brain (~30) to contrast (~280), "
         "where the edge of a blurred sinus (radius 2-3 mm) lies.",
     )
     vessel_seed_hu: float = Field(
-        190.0, description="Vessel seeds must also reach this (HU) after denoising."
+        _CT["vessel_seed_hu"], description="Vessel seeds must also reach this (HU) after denoising."
     )
     vessel_sigmas_mm: tuple[float, ...] = Field(
-        (1.0, 2.0), min_length=1,
+        tuple(_CT["vessel_sigmas_mm"]), min_length=1,
         description="Hessian scales (mm) of the vesselness (the largest response is kept).",
     )
     vesselness_threshold: float = Field(
-        0.15, ge=0, le=1, description="Frangi measure (0-1) above which a voxel seeds a vessel."
+        _CT["vesselness_threshold"], ge=0, le=1,
+        description="Frangi measure (0-1) above which a voxel seeds a vessel."
     )
-    frangi_alpha: float = Field(0.5, gt=0, description="Frangi plate-vs-line sensitivity.")
-    frangi_beta: float = Field(0.5, gt=0, description="Frangi blob-vs-line sensitivity.")
+    frangi_alpha: float = Field(
+        _CT["frangi_alpha"], gt=0, description="Frangi plate-vs-line sensitivity."
+    )
+    frangi_beta: float = Field(
+        _CT["frangi_beta"], gt=0, description="Frangi blob-vs-line sensitivity."
+    )
     frangi_c_hu: float = Field(
-        40.0, gt=0,
+        _CT["frangi_c_hu"], gt=0,
         description="Frangi structure scale (HU, scale-normalised Hessian norm).",
     )
     bone_margin_mm: float = Field(
-        1.5, ge=0,
+        _CT["bone_margin_mm"], ge=0,
         description="Contrast-range voxels within this distance (mm) of bone (the blurred "
         "inner table) are vessel only within this distance of a vessel found further in.",
     )
     bone_spill_mm: float = Field(
-        1.4, ge=0,
+        _CT["bone_spill_mm"], ge=0,
         description="Before brain and CSF are told apart, the spill of the blurred bone is "
         "estimated as the bone's excess over soft tissue blurred by this sigma (mm, combined "
         "with smoothing_mm) and taken away (a wide estimate: it keeps the CSF next to the "
         "skull CSF); 0 turns this off.",
     )
     psf_mm: float = Field(
-        0.8, ge=0,
+        _CT["psf_mm"], ge=0,
         description="Gaussian sigma (mm) of the scanner's partial-volume blur. Before vessels "
         "are looked for, the spill of the blurred bone is taken out exactly: the bone mask "
         "blurred by this sigma (combined with smoothing_mm) gives each voxel's bone share, "
         "and the bone's level is fitted to the scalp side of the skull.",
     )
     bone_edge_model: bool = Field(
-        True,
+        _CT["bone_edge_model"],
         description="Once the bone's level is fitted, move the bone's edge to where a blurred "
         "plate with the local peak has it (half way to the level for thick bone, closer to "
         "the peak for thin bone) instead of half way to the peak.",
     )
     rim_level_mm: float = Field(
-        1.5, gt=0,
+        _CT["rim_level_mm"], gt=0,
         description="Sigma (mm) of the local mean, over the inside voxels that the bone's "
         "spill barely reaches, that gives the level across the skull's inner rim: where it "
         "is contrast (a sinus against the skull) the bone's edge lies half way between the "
         "bone's level and it, not half way to soft tissue.",
     )
     bone_spill_gain: float = Field(
-        1.0, ge=0, description="Fraction of the estimated bone spill that is taken away."
+        _CT["bone_spill_gain"], ge=0,
+        description="Fraction of the estimated bone spill that is taken away."
     )
     dura_margin_mm: float = Field(
-        1.5, ge=0,
+        _CT["dura_margin_mm"], ge=0,
         description="Inside voxels this close (mm) to bone that are not vessel are CSF/dura "
         "(the blurred bone lifts them into the brain range).",
     )
     vessel_grow_mm: float = Field(
-        4.0, ge=0,
+        _CT["vessel_grow_mm"], ge=0,
         description="Vessels grow from tubular seeds through contrast-range voxels at most "
         "this far (mm): about the largest sinus radius.",
     )
     min_vessel_ml: float = Field(
-        0.02, ge=0, description="Vessel components smaller than this (ml) are dropped."
+        _CT["min_vessel_ml"], ge=0,
+        description="Vessel components smaller than this (ml) are dropped."
     )
     min_brain_ml: float = Field(
-        0.5, ge=0, description="Brain components smaller than this (ml) become CSF/dura."
+        _CT["min_brain_ml"], ge=0,
+        description="Brain components smaller than this (ml) become CSF/dura."
     )
     max_csf_hole_ml: float = Field(
-        0.01, ge=0,
+        _CT["max_csf_hole_ml"], ge=0,
         description="CSF islands enclosed by brain and smaller than this (ml) become brain.",
     )
 
 
-@dataclass
-class SegmentResult:
-    """What :func:`segment_case` produced."""
-
-    tissues: Volume
-    path: Path
-    source: str
-    section: dict[str, Any] = field(default_factory=dict)
-
-
 # --- helpers -----------------------------------------------------------------------------
-def _report(progress: ProgressCallback | None, text: str, frac: float) -> None:
+def _report(progress: Progress | None, text: str, frac: float) -> None:
     if progress is not None:
         progress(text, frac)
 
@@ -505,7 +499,7 @@ def _vesselness(
     image: np.ndarray,
     candidates: np.ndarray,
     spacing_kji: tuple[float, float, float],
-    s: SegmentSettings,
+    s: CTSettings,
     min_ml: float = 0,
 ) -> np.ndarray:
     """Frangi measure (0-1) of bright tubes at the ``candidates`` voxels (0 elsewhere).
@@ -560,7 +554,7 @@ def _vesselness(
 
 
 def _frangi(sub: np.ndarray, cand: np.ndarray, spacing_kji, sigma: float,
-            s: SegmentSettings) -> np.ndarray:
+            s: CTSettings) -> np.ndarray:
     """Frangi measure at the ``cand`` voxels of ``sub`` at scale ``sigma`` (mm)."""
     from scipy import ndimage as ndi
 
@@ -620,7 +614,7 @@ def _plate_edge(peak: np.ndarray, level: float, base: float) -> np.ndarray:
 
 
 def _bone_level(h: np.ndarray, g: np.ndarray, bone: np.ndarray, outside: np.ndarray,
-                s: SegmentSettings) -> float:
+                s: CTSettings) -> float:
     """The bone's level (HU) as this grid sees it: fitted by least squares to the spill
     on the scalp side of the skull (``outside``), where the tissue is uniform:
     ``h = a + (level - a) g`` with ``g`` the blurred bone mask."""
@@ -635,7 +629,7 @@ def _bone_level(h: np.ndarray, g: np.ndarray, bone: np.ndarray, outside: np.ndar
 
 
 def _unmix(h: np.ndarray, g: np.ndarray, bone: np.ndarray, level: float,
-           s: SegmentSettings) -> np.ndarray:
+           s: CTSettings) -> np.ndarray:
     """The smoothed HU with the blurred bone's spill taken out.
 
     Next to bone a voxel holds ``(1 - g) x + g b`` where ``g`` is the bone mask blurred
@@ -651,8 +645,8 @@ def _unmix(h: np.ndarray, g: np.ndarray, bone: np.ndarray, level: float,
 # --- segmentation from CT ------------------------------------------------------------------
 def segment_ct(
     ct: Volume,
-    settings: SegmentSettings | None = None,
-    progress: ProgressCallback | None = None,
+    settings: CTSettings | None = None,
+    progress: Progress | None = None,
 ) -> Volume:
     """Tissue codes from a contrast CT in Hounsfield units.
 
@@ -660,7 +654,7 @@ def segment_ct(
     ----------
     ct : Volume
         CT in HU on any grid (anisotropic or oblique voxels are fine).
-    settings : SegmentSettings, optional
+    settings : CTSettings, optional
         Thresholds (HU) and sizes (mm, ml); the defaults when omitted.
     progress : callable, optional
         ``progress(description, fraction_done)``, called between steps.
@@ -677,7 +671,7 @@ def segment_ct(
     """
     from scipy import ndimage as ndi
 
-    s = settings or SegmentSettings()
+    s = settings or CTSettings()
     sp = ct.spacing_kji
     vox_ml = ct.voxel_volume_ml
     arr = np.asarray(ct.array)
@@ -918,145 +912,6 @@ def segment_ct(
     return ct.with_array(out)
 
 
-# --- import ------------------------------------------------------------------------------------
-def load_label_map(path: Path) -> dict[int, int]:
-    """Read a label-map JSON file: an object from source code to twinsep code.
-
-    Example: ``{"3": 4, "7": 5}`` (source 3 becomes brain, 7 vessel). Codes not listed are
-    refused by :func:`import_label_map` unless they are 0 (background).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict) or not raw:
-        raise InputError(
-            f'{path}: a label map must be a non-empty JSON object like {{"3": 4, "7": 5}}'
-        )
-    out: dict[int, int] = {}
-    for key, value in raw.items():
-        try:
-            src = int(str(key).strip())
-        except ValueError:
-            raise InputError(f"{path}: source code {key!r} is not an integer") from None
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 5:
-            raise InputError(
-                f"{path}: code {key} maps to {value!r}; twinsep codes are integers 0-5 "
-                "(0 background, 1 scalp, 2 bone, 3 CSF/dura, 4 brain, 5 vessel)"
-            )
-        out[src] = value
-    return out
-
-
-def _world_box(vol: Volume) -> np.ndarray:
-    """World positions (mm) of the 8 outer corners of the grid (voxel edges)."""
-    n = np.asarray(vol.shape, float)
-    lo, hi = np.full(3, -0.5), n - 0.5
-    corners = np.array([[(lo, hi)[a][0], (lo, hi)[b][1], (lo, hi)[c][2]]
-                        for a in (0, 1) for b in (0, 1) for c in (0, 1)])
-    return vol.index_to_world(corners)
-
-
-def _overlaps(moving: Volume, reference: Volume) -> bool:
-    """True when the world extents of the two grids overlap (separating-axis test)."""
-    a, b = _world_box(moving), _world_box(reference)
-    axes = [moving.direction_matrix[:, c] for c in range(3)]
-    axes += [reference.direction_matrix[:, c] for c in range(3)]
-    for u in axes:
-        pa, pb = a @ u, b @ u
-        if pa.max() <= pb.min() + 1e-6 or pb.max() <= pa.min() + 1e-6:
-            return False
-    return True
-
-
-def import_label_map(
-    path: Path,
-    reference: Volume,
-    *,
-    label_map: dict[int, int] | None = None,
-    resample: bool = True,
-) -> Volume:
-    """Read a label map made elsewhere and put it on ``reference``'s grid as tissue codes.
-
-    Parameters
-    ----------
-    path : Path
-        NIfTI, NRRD or MHA label image (read only; never modified).
-    reference : Volume
-        The scan whose grid the result must share.
-    label_map : dict, optional
-        Source code -> twinsep code (0-5). Without it the file must already hold codes 0-5.
-        With it, every non-zero source code must be listed.
-    resample : bool
-        If the grids differ, resample nearest-neighbour onto ``reference`` (when their
-        world extents overlap). If False, a different grid is refused.
-
-    Returns
-    -------
-    Volume
-        uint8 tissue codes on ``reference``'s grid.
-
-    Raises
-    ------
-    InputError
-        Unreadable file, non-integer labels, unknown codes, an empty map, or a grid that
-        does not overlap the scan (or differs from it with ``resample=False``).
-    """
-    path = Path(path)
-    vol = Volume.read(path)
-    arr = vol.array
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or not np.array_equal(arr, np.round(arr)):
-            raise InputError(f"{path}: holds non-integer values; a label map is needed")
-    elif arr.dtype.kind not in "iub":
-        raise InputError(f"{path}: pixel type {arr.dtype} is not a label map")
-    codes = np.unique(arr).astype(np.int64)
-    if label_map is None:
-        bad = [int(c) for c in codes if not 0 <= c <= 5]
-        if bad:
-            shown = ", ".join(str(c) for c in bad[:8]) + (" ..." if len(bad) > 8 else "")
-            raise InputError(
-                f"{path}: labels {shown} are not twinsep tissue codes 0-5; give --label-map "
-                'map.json (e.g. {"3": 4, "7": 5})'
-            )
-        lut = {int(c): int(c) for c in codes}
-    else:
-        missing = [int(c) for c in codes if c != 0 and int(c) not in label_map]
-        if missing:
-            shown = ", ".join(str(c) for c in missing[:8]) + (" ..." if len(missing) > 8 else "")
-            raise InputError(f"{path}: labels {shown} are not in the label map")
-        lut = {int(c): (0 if c == 0 and 0 not in label_map else label_map[int(c)]) for c in codes}
-    mapped = np.zeros(arr.shape, np.uint8)
-    for src, dst in lut.items():
-        if dst:
-            mapped[arr == src] = dst
-    if not mapped.any():
-        raise InputError(f"{path}: the label map is empty (no tissue labelled)")
-    moving = vol.with_array(mapped)
-    if not moving.same_grid(reference):
-        if not _overlaps(moving, reference):
-            raise InputError(
-                f"{path}: its grid does not overlap the scan's in world coordinates; "
-                "was it made from another scan?"
-            )
-        if not resample:
-            raise InputError(
-                f"{path}: its grid differs from the scan's (size {list(moving.size_ijk)} "
-                f"spacing {[round(v, 3) for v in moving.spacing]} vs "
-                f"{list(reference.size_ijk)} {[round(v, 3) for v in reference.spacing]}) "
-                "and --no-resample was given"
-            )
-        moving = resample_like(moving, reference, nearest=True, default=0)
-        if not moving.array.any():
-            raise InputError(
-                f"{path}: no labelled voxel falls inside the scan after resampling"
-            )
-    return reference.with_array(np.ascontiguousarray(moving.array, dtype=np.uint8))
-
-
 # --- case ---------------------------------------------------------------------------------------
 def tissue_stats(tissues: Volume) -> dict[str, dict[str, float]]:
     """Voxel count and volume (ml) per tissue name."""
@@ -1068,78 +923,3 @@ def tissue_stats(tissues: Volume) -> dict[str, dict[str, float]]:
         }
         for code, name in TISSUE_NAMES.items()
     }
-
-
-def segment_case(
-    case: Case,
-    *,
-    tissues_file: Path | None = None,
-    label_map_file: Path | None = None,
-    resample: bool = True,
-    settings: SegmentSettings | None = None,
-    progress: ProgressCallback | None = None,
-) -> SegmentResult:
-    """Segment ``CASE/scan.nii.gz`` (or import a label map) into ``CASE/labels/tissues.nii.gz``.
-
-    Parameters
-    ----------
-    case : Case
-        The case folder (needs ``scan.nii.gz``).
-    tissues_file : Path, optional
-        Import this label map instead of segmenting the CT.
-    label_map_file : Path, optional
-        JSON object from the file's codes to twinsep codes (only with ``tissues_file``).
-    resample : bool
-        Allow nearest-neighbour resampling of an imported map on another grid.
-    settings : SegmentSettings, optional
-        Parameters of the CT segmentation (ignored on import).
-    progress : callable, optional
-        ``progress(description, fraction_done)``.
-
-    Returns
-    -------
-    SegmentResult
-        The label volume, where it was written and the ``segmentation`` plan section.
-    """
-    case.require(case.scan, hint="run `twinsep ingest` first")
-    if label_map_file is not None and tissues_file is None:
-        raise InputError("--label-map needs --tissues FILE")
-    scan = Volume.read(case.scan)
-    inputs: dict[str, str] = {"scan_sha256": sha256_file(case.scan)}
-    if tissues_file is not None:
-        mapping = load_label_map(Path(label_map_file)) if label_map_file is not None else None
-        _report(progress, "importing label map", 0.0)
-        tissues = import_label_map(Path(tissues_file), scan, label_map=mapping, resample=resample)
-        inputs["tissues_sha256"] = sha256_file(Path(tissues_file))
-        if label_map_file is not None:
-            inputs["label_map_sha256"] = sha256_file(Path(label_map_file))
-        section: dict[str, Any] = {
-            "source": "import",
-            "imported_from": Path(tissues_file).name,
-            "label_map": {str(k): v for k, v in sorted(mapping.items())} if mapping else None,
-        }
-    else:
-        s = settings or SegmentSettings()
-        tissues = segment_ct(scan, s, progress)
-        section = {"source": "ct", "settings": s.model_dump(mode="json")}
-    section["inputs"] = inputs
-    section["tissues"] = tissue_stats(tissues)
-    section["output_sha256"] = sha256_array(tissues.array)
-    write_volume(tissues, case.tissues)
-    update_plan(case, segmentation=section)
-    return SegmentResult(
-        tissues=tissues, path=case.tissues, source=section["source"], section=section
-    )
-
-
-def settings_from_json(path: Path) -> SegmentSettings:
-    """Read :class:`SegmentSettings` overrides from a JSON object file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        return SegmentSettings.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(v) for v in first["loc"])
-        raise InputError(f"{path}: setting {loc}: {first['msg']}") from None

@@ -7,16 +7,26 @@ See ``docs/separation.md``. Public API::
 
 from __future__ import annotations
 
-from twinsep.separate.core import Separation, identity_copy_path, separate, separate_case
+from twinsep.separate.case import (
+    STAGE,
+    Alternative,
+    SeparateSettings,
+    identity_copy_path,
+    separate_case,
+)
+from twinsep.separate.core import Separation, separate
 from twinsep.separate.graphcut import CutResult, Pyramid, pyramid_cut, solve_band
 from twinsep.separate.risk import RiskModel, load_risk, vessel_cross_section
 from twinsep.separate.staging import plan_stages
 from twinsep.separate.vessels import perpendicular_section
 
 __all__ = [
+    "STAGE",
+    "Alternative",
     "CutResult",
     "Pyramid",
     "RiskModel",
+    "SeparateSettings",
     "Separation",
     "identity_copy_path",
     "load_risk",

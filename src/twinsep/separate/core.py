@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from twinsep.casefolder import Case, write_volume
 from twinsep.errors import InputError
 from twinsep.image import Volume, bounding_box
-from twinsep.labels import Owner, Tissue
+from twinsep.labels import Tissue
 from twinsep.separate.alternatives import (
     ALTERNATIVES,
     plane_owner,
@@ -392,53 +390,3 @@ def _measure_whole(owner: np.ndarray, tissues: Volume, tis: np.ndarray,
 def _fill_owner(own0: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     o = np.where((own0 == _A) | (own0 == _B), own0, 0).astype(np.uint8)
     return fill_unowned(o, tissue)
-
-
-# --- the case folder -------------------------------------------------------------------
-def identity_copy_path(case: Case) -> Path:
-    """``labels/twins-identity.nii.gz``: the identity owner map kept by ``separate``."""
-    return case.labels / "twins-identity.nii.gz"
-
-
-def separate_case(case: Case, *, risk_file: str | Path | None = None, **kwargs) -> Separation:
-    """Run :func:`separate` on a case folder and write its results.
-
-    Reads ``labels/tissues.nii.gz`` and the identity owner map; writes
-    ``labels/twins.nii.gz`` (the final owner map, 0/1/2), ``models/cut_surface.ply`` and
-    plan.json ``separation``. The identity map is first saved to
-    ``labels/twins-identity.nii.gz``; it is refreshed whenever ``labels/twins.nii.gz`` is
-    not the map the last separation wrote (``identify`` was run again).
-    """
-    from twinsep.casefolder import load_plan, sha256_array, sha256_file, update_plan
-
-    case.require(case.tissues, hint="run `twinsep segment` first")
-    case.require(case.twins, hint="run `twinsep identify` first")
-    ident_path = identity_copy_path(case)
-    plan = load_plan(case)
-    twins = Volume.read(case.twins)
-    written = (plan.get("separation") or {}).get("owner_map_sha256")
-    if not ident_path.exists() or sha256_array(twins.array) != written:
-        write_volume(twins, ident_path)
-    identity = Volume.read(ident_path)
-    tissues = Volume.read(case.tissues)
-    risk = load_risk(risk_file)
-    sep = separate(tissues, identity, risk, **kwargs)
-    final = tissues.with_array(sep.owner.astype(np.uint8))
-    write_volume(final, case.twins)
-    case.models.mkdir(parents=True, exist_ok=True)
-    from twinsep.separate.mesh import write_ply
-
-    mesh_path = case.models / "cut_surface.ply"
-    write_ply(mesh_path, *sep.mesh, comment="twinsep separation cut surface")
-    sep.summary.update({
-        "owner_map": "labels/twins.nii.gz",
-        "identity_map": "labels/twins-identity.nii.gz",
-        "identity_map_sha256": sha256_array(identity.array),
-        "owner_map_sha256": sha256_array(final.array),
-        "cut_surface": "models/cut_surface.ply",
-        "cut_surface_sha256": sha256_file(mesh_path),
-        "owner_codes": {str(int(Owner.BACKGROUND)): "background", str(int(Owner.A)): "A",
-                        str(int(Owner.B)): "B"},
-    })
-    update_plan(case, separation=sep.summary)
-    return sep

@@ -18,9 +18,12 @@ from twinsep.simulate.expanders import (
 from twinsep.simulate.settings import ReconstructionSettings, load_settings
 
 __all__ = [
+    "STAGE",
     "ExpanderGain",
     "Product",
     "ReconstructionSettings",
+    "SimulateSettings",
+    "default_catalog",
     "expander_gain",
     "fill_schedule",
     "height_for_volume",
@@ -32,8 +35,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("simulate_arrays", "simulate_case"):
-        from twinsep.simulate import core as simulate
+    # the stage and its core import trimesh and scipy: only when asked for
+    if name in ("simulate_arrays",):
+        from twinsep.simulate import core
 
-        return getattr(simulate, name)
+        return getattr(core, name)
+    if name in ("STAGE", "SimulateSettings", "default_catalog", "simulate_case"):
+        from twinsep.simulate import case
+
+        return getattr(case, name)
     raise AttributeError(name)

@@ -760,26 +760,3 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         "warnings": warnings_all,
         "_arrays": arrays,
     }
-
-
-def simulate_case(case, *, catalog: Path, settings: Path | None = None,
-                  progress: Callable[[str, float], None] | None = None) -> dict:
-    """Run :func:`simulate_arrays` on a case folder; write models and plan.json.
-
-    Returns the ``reconstruction`` section as written.
-    """
-    from twinsep.casefolder import update_plan
-
-    case.require(case.tissues, hint="run `twinsep segment` first")
-    case.require(case.twins, hint="run `twinsep separate` first")
-    s = load_settings(settings)
-    products = ex.load_catalog(catalog)
-    tissues = Volume.read(case.tissues)
-    owner = Volume.read(case.twins)
-    case.models.mkdir(parents=True, exist_ok=True)
-    section = simulate_arrays(tissues, owner, products=products, settings=s,
-                              models_dir=case.models, progress=progress)
-    section.pop("_arrays")
-    section["catalog"] = Path(catalog).name
-    update_plan(case, reconstruction=section)
-    return section

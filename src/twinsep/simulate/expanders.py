@@ -20,7 +20,7 @@ expander bent along its length, so ``length_cm`` is the length of its centre lin
 rectangular formulas are used.
 
 Expected (in-vivo) gain = geometric gain x efficiency (van Rappard et al. 1988: round 0.25,
-rectangular 0.38, crescent 0.32; ``data/reconstruction.yaml``).
+rectangular 0.38, crescent 0.32; ``data/defaults.yaml``).
 
 The functional (expanded) skin width of one expander is the arc across its dome:
 ``2 R_s alpha`` for a round cap of sphere radius ``R_s = (r^2 + h^2)/(2h)``, ``R theta``

@@ -1,4 +1,5 @@
-"""Settings of ``twinsep simulate``: defaults in ``twinsep/data/reconstruction.yaml``.
+"""Settings of the reconstruction: defaults in ``twinsep/data/defaults.yaml``
+(``simulate.reconstruction``).
 
 Every constant (efficiencies, the Aya et al. rule, the fill schedule, placement and implant
 options) lives in that file with its source; a user file given with ``--settings`` holds
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twinsep.errors import InputError
+from twinsep.settings import defaults, merge
 
 
 class _Model(BaseModel):
@@ -78,25 +80,15 @@ class ReconstructionSettings(_Model):
     implant: ImplantSettings = ImplantSettings()
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _default_dict() -> dict[str, Any]:
-    from importlib.resources import files
-
-    import yaml
-
-    return yaml.safe_load(files("twinsep").joinpath("data/reconstruction.yaml").read_text())
+def default_dict() -> dict[str, Any]:
+    """The packaged defaults as a mapping (``simulate.reconstruction`` of defaults.yaml)."""
+    return defaults("simulate.reconstruction")
 
 
 @lru_cache(maxsize=1)
 def default_settings() -> ReconstructionSettings:
-    """The packaged defaults (``twinsep/data/reconstruction.yaml``)."""
-    return ReconstructionSettings.model_validate(_default_dict())
+    """The packaged defaults (``simulate.reconstruction`` of ``twinsep/data/defaults.yaml``)."""
+    return ReconstructionSettings.model_validate(default_dict())
 
 
 def load_settings(path: Path | None = None) -> ReconstructionSettings:
@@ -118,7 +110,7 @@ def load_settings(path: Path | None = None) -> ReconstructionSettings:
     if not isinstance(user, dict):
         raise InputError(f"{path}: settings must be a mapping of keys to values")
     try:
-        return ReconstructionSettings.model_validate(_merge(_default_dict(), user))
+        return ReconstructionSettings.model_validate(merge(default_dict(), user))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

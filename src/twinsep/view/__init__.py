@@ -7,8 +7,17 @@ inlined, so that it works offline, served on localhost (:func:`serve`) or opened
 
 from __future__ import annotations
 
-from twinsep.view.build import LPS_TO_GLTF, ViewerResult, build_viewer, slice_volumes
+from twinsep.view.build import LPS_TO_GLTF, ViewerResult, slice_volumes
+from twinsep.view.case import STAGE, ViewSettings, build_viewer
 from twinsep.view.serve import serve, start_server
 
-__all__ = ["LPS_TO_GLTF", "ViewerResult", "build_viewer", "serve", "slice_volumes",
-           "start_server"]
+__all__ = [
+           "LPS_TO_GLTF",
+           "STAGE",
+           "ViewSettings",
+           "ViewerResult",
+           "build_viewer",
+           "serve",
+           "slice_volumes",
+           "start_server",
+]

@@ -1,0 +1,72 @@
+"""The stage ``twinsep ingest``: reads a scan exactly into a new case folder
+(``scan.nii.gz`` and ``case.json``; see :func:`twinsep.ingest.read.ingest`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from twinsep.casefolder import Case
+from twinsep.errors import InputError
+from twinsep.ingest.read import ingest
+from twinsep.progress import Progress
+from twinsep.settings import Settings, default
+from twinsep.stage import Stage, StageResult
+
+
+class IngestSettings(Settings):
+    """Options of ``twinsep ingest`` (defaults: ``ingest`` in defaults.yaml)."""
+
+    scan: Path | None = Field(None, description="DICOM folder or file, NIfTI, NRRD or MHA.")
+    series_uid: str | None = Field(default("ingest.series_uid"),
+                                   description="SeriesInstanceUID to take from a folder "
+                                   "holding several.")
+    keep_phi: bool = Field(default("ingest.keep_phi"),
+                           description="Keep patient identifiers in case.json.")
+    overwrite: bool = Field(default("ingest.overwrite"),
+                            description="Replace a case folder made by twinsep.")
+
+
+def is_case_folder(root: Path) -> bool:
+    """Whether ``root`` looks like a case folder twinsep made."""
+    return (root / "case.json").exists() or (root / ".twinsep").exists()
+
+
+def _run(case: Case, settings: IngestSettings, progress: Progress) -> StageResult:
+    if settings.scan is None:
+        raise InputError("ingest needs the scan: twinsep ingest SCAN --out CASE")
+    root = case.root
+    if (settings.overwrite and root.is_dir() and any(root.iterdir())
+            and not is_case_folder(root)):
+        raise InputError(f"{root}: folder is not empty and is not a twinsep case folder "
+                         "(choose another --out)")
+    res = ingest(settings.scan, root, series_uid=settings.series_uid,
+                 keep_phi=settings.keep_phi, overwrite=settings.overwrite, progress=progress)
+    return StageResult(files=("scan.nii.gz", "case.json"), notes=tuple(res.notes),
+                       summary="; ".join(res.notes), data=res)
+
+
+def _record(settings: IngestSettings) -> dict[str, Any]:
+    return {"series_uid": settings.series_uid, "keep_phi": settings.keep_phi}
+
+
+def _input_files(settings: IngestSettings) -> dict[str, Path]:
+    return {"scan_sha256": settings.scan} if settings.scan is not None else {}
+
+
+STAGE = Stage(
+    name="ingest",
+    title="read the scan",
+    settings=IngestSettings,
+    inputs=(),
+    outputs=("scan.nii.gz", "case.json"),
+    run=_run,
+    hint="check that SCAN is one readable 3-D CT (DICOM folder, NIfTI, NRRD or MHA)",
+    input_files=_input_files,
+    record=_record,
+    described=("scan", "series_uid", "keep_phi", "overwrite"),
+)
+
+__all__ = ["STAGE", "IngestSettings", "is_case_folder"]
