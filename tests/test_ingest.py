@@ -332,8 +332,10 @@ def test_non_empty_out_needs_overwrite(tmp_path):
     assert _run(tmp_path / "a.nii.gz", tmp_path / "case") == 2
     assert (tmp_path / "case" / "keep.txt").exists()
     assert _run(tmp_path / "a.nii.gz", tmp_path / "case", "--overwrite") == 0
-    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == ["case.json",
+    # the scan, its description and the case's log (.twinsep/twinsep.log)
+    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == [".twinsep", "case.json",
                                                                      "scan.nii.gz"]
+    assert [p.name for p in (tmp_path / "case" / ".twinsep").iterdir()] == ["twinsep.log"]
 
 
 # --- PHI ------------------------------------------------------------------------------
@@ -369,8 +371,9 @@ def test_case_json_keys_and_progress(tmp_path):
     vol = _oblique()
     write_ct_series(vol, tmp_path / "dcm")
     ingest(tmp_path / "dcm", tmp_path / "case",
-           progress=lambda d, i, n: calls.append((d, i, n)))
+           progress=lambda message, fraction: calls.append((message, fraction)))
     assert {"reading DICOM headers", "reading DICOM pixels"} <= {c[0] for c in calls}
+    assert all(0.0 <= c[1] <= 1.0 for c in calls)  # one progress type: (message, fraction)
     info = json.loads((tmp_path / "case" / "case.json").read_text())
     assert set(info) == {"twinsep_version", "created_by", "scan", "source", "geometry",
                          "pixel_type", "value_range", "rescale", "resampling", "hashes"}

@@ -66,7 +66,7 @@ from twinsep.errors import InputError
 from twinsep.identify import STAGE as IDENTIFY
 from twinsep.identify import IdentifySettings
 from twinsep.ingest import STAGE as INGEST
-from twinsep.ingest import IngestSettings
+from twinsep.ingest import IngestSettings, is_case_folder
 from twinsep.log import case_log, safe, versions
 from twinsep.models import STAGE as MODELS
 from twinsep.models import ModelsSettings
@@ -588,7 +588,11 @@ def run_plan(
             report(st.title, 0.0)
             t0 = time.perf_counter()
             try:
-                if st is INGEST:
+                if st is INGEST:  # the plan re-ingests into its own case folder only
+                    root = case.root
+                    if root.is_dir() and any(root.iterdir()) and not is_case_folder(root):
+                        raise InputError(f"{root}: folder is not empty and is not a twinsep "
+                                         "case folder (choose another --out)")
                     stage_settings = stage_settings.model_copy(update={"overwrite": True})
                 res = run_stage(st, case, stage_settings, report)
             except InputError as exc:

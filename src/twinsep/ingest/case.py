@@ -37,12 +37,7 @@ def is_case_folder(root: Path) -> bool:
 def _run(case: Case, settings: IngestSettings, progress: Progress) -> StageResult:
     if settings.scan is None:
         raise InputError("ingest needs the scan: twinsep ingest SCAN --out CASE")
-    root = case.root
-    if (settings.overwrite and root.is_dir() and any(root.iterdir())
-            and not is_case_folder(root)):
-        raise InputError(f"{root}: folder is not empty and is not a twinsep case folder "
-                         "(choose another --out)")
-    res = ingest(settings.scan, root, series_uid=settings.series_uid,
+    res = ingest(settings.scan, case.root, series_uid=settings.series_uid,
                  keep_phi=settings.keep_phi, overwrite=settings.overwrite, progress=progress)
     return StageResult(files=("scan.nii.gz", "case.json"), notes=tuple(res.notes),
                        summary="; ".join(res.notes), data=res)
