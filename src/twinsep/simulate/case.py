@@ -45,8 +45,9 @@ class SimulateSettings(Settings):
     @model_validator(mode="before")
     @classmethod
     def _merge_file(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("reconstruction_file") is None:
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("reconstruction_file"),
+                                                        str | Path):
+            return data  # nothing to merge (a bad value is refused by the field itself)
         over = data.get("reconstruction")
         if isinstance(over, ReconstructionSettings):
             return data
