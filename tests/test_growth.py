@@ -78,7 +78,7 @@ def test_grown_phantom_truth(pair):
 
 def test_compare_known_growth(pair, tmp_path):
     from twinsep.casefolder import Case, load_plan
-    from twinsep.compare.core import compare_cases
+    from twinsep.compare import compare_cases
 
     ph_e, ph_l, e, lt = pair
     cmp = compare_cases(e, lt, tmp_path / "out", months=6.0)
@@ -113,7 +113,7 @@ def test_compare_known_growth(pair, tmp_path):
 
 def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
     """A later scan placed upside down whose identify stage named the twins the other way."""
-    from twinsep.compare.core import compare
+    from twinsep.compare import compare
 
     ph_e = make_phantom_case(spacing=SPACING)
     ph_l = make_phantom_case(spacing=SPACING, age_months=AGE,
@@ -136,7 +136,7 @@ def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
 
 
 def test_unrelated_cases_are_refused(tmp_path, make_phantom_case):
-    from twinsep.compare.core import compare
+    from twinsep.compare import compare
     from twinsep.errors import InputError
 
     e = _case(tmp_path, make_phantom_case(spacing=SPACING), "earlier")

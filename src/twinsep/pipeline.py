@@ -62,6 +62,7 @@ from twinsep.casefolder import (
     validate_plan,
     write_json,
 )
+from twinsep.compare import STAGE as COMPARE
 from twinsep.errors import InputError
 from twinsep.identify import STAGE as IDENTIFY
 from twinsep.identify import IdentifySettings
@@ -94,6 +95,9 @@ STAGES: tuple[Stage, ...] = (INGEST, SEGMENT, IDENTIFY, SEPARATE, SIMULATE, MODE
 
 #: The stages by name (the command's name; ``viewer`` is also accepted for ``view``).
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES} | {s.key: s for s in STAGES}
+
+#: Commands that run a stage outside the plan (on a case the plan made).
+COMMANDS: dict[str, Stage] = {**BY_NAME, COMPARE.name: COMPARE}
 
 STATE_FILE = Path(".twinsep") / "stages.json"
 ERROR_FILE = Path(".twinsep") / "last-error.txt"

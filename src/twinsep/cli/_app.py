@@ -92,9 +92,9 @@ def run_command(name: str, case: Path, options: dict | None = None,
     """Run the stage ``name`` on ``case`` with its command's options and ``--set`` items,
     behind a progress bar; returns its :class:`~twinsep.stage.StageResult`."""
     from twinsep.casefolder import Case
-    from twinsep.pipeline import run_stage, stage, stage_settings
+    from twinsep.pipeline import COMMANDS, run_stage, stage_settings
 
-    st = stage(name)
+    st = COMMANDS[name]
     settings = stage_settings(st, options, assignments=assignments or [])
     with progress_bar(name) as report:
         result = run_stage(st, Case(case), settings, report)

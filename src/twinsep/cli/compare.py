@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import app, console, progress_bar
+from twinsep.cli._app import app, console, run_command
 
 
 @app.command("compare")
@@ -26,11 +26,9 @@ def compare_command(
 ) -> None:
     """Register the later scan to the earlier one (rigid, then affine, mutual information),
     match the twins by position and tabulate the growth of the shared anatomy."""
-    from twinsep.compare.core import compare_cases
-
-    with progress_bar("compare") as report:
-        cmp = compare_cases(earlier, later, out, months=months, force=force,
-                            write_plan=not no_plan, progress=report)
+    cmp = run_command("compare", later, {"earlier": earlier, "out": out, "months": months,
+                                         "force": force or None,
+                                         "write_plan": False if no_plan else None}).data
     g = cmp.growth
     err = g["registration"]["brain_centroid_error_mm"]
     for w in g["warnings"]:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from twinsep.casefolder import Case, load_plan, read_json
+from twinsep.casefolder import Case
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.labels import Owner, Tissue
@@ -92,7 +92,7 @@ class CaseData:
         return self._vessel_mask
 
 
-def _brain_centroids(tissues: Volume, owner: Volume) -> dict[str, np.ndarray]:
+def brain_centroids(tissues: Volume, owner: Volume) -> dict[str, np.ndarray]:
     t = np.asarray(tissues.array)
     o = np.asarray(owner.array)
     out = {}
@@ -104,37 +104,6 @@ def _brain_centroids(tissues: Volume, owner: Volume) -> dict[str, np.ndarray]:
             raise InputError(f"{owner}: twin {name} has no voxels in labels/twins.nii.gz")
         out[name] = tissues.index_to_world(idx.mean(0))
     return out
-
-
-def load_case(root: Path | str) -> CaseData:
-    """Read a case folder that has run ``segment`` and ``identify``.
-
-    The measures come from plan.json ``shared`` when present, else they are computed with
-    :func:`twinsep.identify.shared.measure_shared` from the case's labels.
-    """
-    case = Case(Path(root))
-    case.require(case.scan, hint="run `twinsep ingest` first")
-    case.require(case.tissues, hint="run `twinsep segment` first")
-    case.require(case.twins, hint="run `twinsep identify` first")
-    ct = Volume.read(case.scan)
-    tissues = Volume.read(case.tissues)
-    owner = Volume.read(case.twins)
-    if not tissues.same_grid(owner, tol_mm=1e-2):
-        raise InputError(f"{case.root}: labels/tissues and labels/twins are not on one grid")
-    plan = load_plan(case)
-    info = read_json(case.case_json) if case.case_json.exists() else {}
-    mask = None
-    if isinstance(plan.get("shared"), dict) and "junction_area_cm2" in plan["shared"]:
-        shared, source = plan["shared"], "plan.json shared"
-    else:
-        from twinsep.identify.shared import measure_shared
-
-        sa = measure_shared(tissues, owner, image=ct if ct.same_grid(tissues, tol_mm=1e-2)
-                            else None)
-        shared, source, mask = sa.to_plan(), "measure_shared (labels)", sa.shared_vessel_mask
-    data = CaseData(case, ct, tissues, owner, plan, info, shared, source,
-                    _brain_centroids(tissues, owner), mask)
-    return data
 
 
 def junction_area_smooth_cm2(tissues: Volume, owner: Volume) -> float:
@@ -581,14 +550,14 @@ class Comparison:
         return self.growth
 
 
-def compare(earlier_root: Path | str, later_root: Path | str, *, months: float | None = None,
-            force: bool = False, progress: Progress | None = None) -> Comparison:
+def compare_data(earlier: CaseData, later: CaseData, *, months: float | None = None,
+                 force: bool = False, progress: Progress | None = None) -> Comparison:
     """Compare two scans of the same twins (see the module docstring).
 
     Parameters
     ----------
-    earlier_root, later_root : Path
-        Case folders that have run ``ingest``, ``segment`` and ``identify``.
+    earlier, later : CaseData
+        The two cases' scans, labels and measures (:func:`twinsep.compare.load_case`).
     months : float, optional
         Months between the scans; overrides the study dates.
     force : bool
@@ -605,8 +574,6 @@ def compare(earlier_root: Path | str, later_root: Path | str, *, months: float |
     InputError
         Missing inputs, or the cases do not look like the same twins (without ``force``).
     """
-    earlier = load_case(earlier_root)
-    later = load_case(later_root)
     if earlier.case.root.resolve() == later.case.root.resolve():
         raise InputError("the earlier and the later case are the same folder")
     n_months, months_source = _months(earlier, later, months)
@@ -827,49 +794,15 @@ def report_markdown(growth: dict) -> str:
     return f"{head}\n\n" + "\n".join(lines) + f"\n\n{tail}{warn}\n"
 
 
-# --- case-folder entry point -----------------------------------------------------------------
-def compare_cases(earlier: Path | str, later: Path | str, out: Path | str, *,
-                  months: float | None = None, force: bool = False, write_plan: bool = True,
-                  progress: Progress | None = None) -> Comparison:
-    """Compare two cases and write ``OUT/comparison.json``, ``OUT/growth.png``,
-    ``OUT/growth.md`` and the later case's plan.json ``growth`` (and ``figures.growth``).
-
-    See :func:`compare` for the parameters; ``write_plan=False`` leaves the later case
-    untouched.
-    """
-    import shutil
-
-    from twinsep.casefolder import update_plan, write_json, write_text_atomic
-
-    cmp = compare(earlier, later, months=months, force=force, progress=progress)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "comparison.json", cmp.growth)
-    growth_figure(cmp, out / "growth.png")
-    write_text_atomic(out / "growth.md", report_markdown(cmp.growth))
-    if write_plan:
-        case = cmp.later.case
-        case.figures.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "growth.png", case.figures / "growth.png")
-        figures = dict(load_plan(case).get("figures") or {})
-        figures["growth"] = "figures/growth.png"
-        update_plan(case, growth=cmp.growth, figures=figures)
-    return cmp
-
-
 __all__ = [
     "CHECKS",
     "CaseData",
     "Comparison",
     "Matching",
     "Registration",
-    "compare",
-    "compare_cases",
+    "compare_data",
     "growth_figure",
     "growth_table",
-    "load_case",
     "match_twins",
     "register",
     "report_markdown",

@@ -516,7 +516,7 @@ def _schedule(case: Case, plan: dict, pdf: bool = False) -> str:
 
 def _growth(case: Case, plan: dict, pdf: bool = False) -> str:
     """The comparison with an earlier scan (``twinsep compare``), when there is one."""
-    from twinsep.compare.core import report_rows
+    from twinsep.compare import report_rows
 
     g = plan["growth"]
     rows = [[label, _num(e.get("earlier"), 2), _num(e.get("later"), 2),
