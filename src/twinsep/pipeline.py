@@ -83,7 +83,7 @@ from twinsep.separate import SeparateSettings
 from twinsep.settings import merge, parse_assignments, read_mapping, validation_message
 from twinsep.simulate.case import STAGE as SIMULATE
 from twinsep.simulate.case import SimulateSettings, default_catalog
-from twinsep.stage import Stage, StageResult
+from twinsep.stage import Stage, StageResult, Status
 from twinsep.view import STAGE as VIEW
 from twinsep.view import ViewSettings
 
@@ -288,12 +288,12 @@ def stage_settings(
 class StageOutcome:
     """What happened to one stage in one run.
 
-    ``status`` is ``ran``, ``skipped`` (unchanged), ``not applicable`` (not conjoined, or
-    no roster) or ``failed``.
+    ``status`` is a :class:`~twinsep.stage.Status`: ran, skipped (unchanged), not
+    applicable (not conjoined, or no roster) or failed.
     """
 
     stage: str
-    status: str
+    status: Status
     seconds: float = 0.0
     note: str = ""
     result: StageResult | None = None
@@ -416,7 +416,7 @@ def _write_timings(case: Case, outcomes: list[StageOutcome], previous: dict,
     for o in outcomes:
         entry = {"status": o.status, "seconds": round(o.seconds, 3), "note": o.note,
                  "title": BY_NAME[o.stage].title}
-        if o.status == "ran":
+        if o.status is Status.RAN:
             entry["last_run_seconds"] = round(o.seconds, 3)
         elif o.stage in old and "last_run_seconds" in old[o.stage]:
             entry["last_run_seconds"] = old[o.stage]["last_run_seconds"]
@@ -564,7 +564,7 @@ def run_plan(
         reason = ("not conjoined: nothing to separate" if stopped and st is not REPORT
                   else st.applies(settings.of(st)))
         if reason:
-            finish(StageOutcome(st.key, "not applicable", note=reason))
+            finish(StageOutcome(st.key, Status.NOT_APPLICABLE, note=reason))
             continue
         stage_settings = settings.of(st)
         key = _sha({
@@ -585,7 +585,7 @@ def run_plan(
         if up_to_date:
             report("unchanged", 1.0)
             upstream[st.key] = rec["outputs"]
-            finish(StageOutcome(st.key, "skipped", note="inputs and settings unchanged"))
+            finish(StageOutcome(st.key, Status.SKIPPED, note="inputs and settings unchanged"))
         else:
             if state.pop(st.key, None) is not None and case.root.is_dir():
                 _save_state(case, state)  # invalid until it has run again
@@ -600,11 +600,11 @@ def run_plan(
                     stage_settings = stage_settings.model_copy(update={"overwrite": True})
                 res = run_stage(st, case, stage_settings, report)
             except InputError as exc:
-                finish(StageOutcome(st.key, "failed", time.perf_counter() - t0, str(exc)))
+                finish(StageOutcome(st.key, Status.FAILED, time.perf_counter() - t0, str(exc)))
                 _log_error(case, st)
                 raise StageError(st.name, str(exc), hint=st.hint, exit_code=2) from exc
             except Exception as exc:  # turned into a StageError
-                finish(StageOutcome(st.key, "failed", time.perf_counter() - t0, str(exc)))
+                finish(StageOutcome(st.key, Status.FAILED, time.perf_counter() - t0, str(exc)))
                 where = _log_error(case, st)
                 details = f"details in {where}; " if where is not None else ""
                 hint = (f"this looks like a bug or unexpected data; {details}"
@@ -621,7 +621,7 @@ def run_plan(
             _save_state(case, state)
             upstream[st.key] = outputs
             report("done", 1.0)
-            finish(StageOutcome(st.key, "ran", seconds, res.summary, result=res))
+            finish(StageOutcome(st.key, Status.RAN, seconds, res.summary, result=res))
         if st is INGEST:
             # what the plan is made from (deterministic: input hashes and settings only)
             _set_case_section(case, _case_section(settings, inputs))

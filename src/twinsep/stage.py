@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +21,15 @@ from twinsep.progress import Progress
 from twinsep.settings import Settings, changed
 
 S = TypeVar("S", bound=Settings)
+
+
+class Status(StrEnum):
+    """What happened to a stage in one run of the plan."""
+
+    RAN = "ran"
+    SKIPPED = "skipped"  # inputs, settings and outputs unchanged
+    NOT_APPLICABLE = "not applicable"  # not conjoined, or no roster
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -137,4 +147,4 @@ def _names(value: Any) -> Any:
     return value
 
 
-__all__ = ["Stage", "StageResult"]
+__all__ = ["Stage", "StageResult", "Status"]

@@ -5,10 +5,11 @@ brain-contact test and the figure), writes ``labels/twins.nii.gz``, plan.json ``
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from twinsep.casefolder import Case, load_plan, update_plan, write_volume
 from twinsep.errors import InputError
@@ -23,6 +24,9 @@ from twinsep.stage import Stage, StageResult
 
 Point = tuple[float, float, float]
 
+#: The brain split methods (docs/methods.md compares them).
+Method = StrEnum("Method", {m.upper(): m for m in METHODS})
+
 
 class IdentifySettings(Settings):
     """Options of ``twinsep identify`` (defaults: ``identify`` in defaults.yaml)."""
@@ -31,16 +35,9 @@ class IdentifySettings(Settings):
                                     description="A point (world mm) in twin A's brain.")
     seed_b_mm: Point | None = Field(default("identify.seed_b_mm"),
                                     description="A point (world mm) in twin B's brain.")
-    method: str = Field(default("identify.method"), description="Brain split method.")
+    method: Method = Field(Method(default("identify.method")), description="Brain split method.")
     landmarks: Path | None = Field(default("identify.landmarks"),
                                    description="JSON landmarks file for the classification.")
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        if value not in METHODS:
-            raise ValueError(f"one of {', '.join(METHODS)}")
-        return value
 
     def model_post_init(self, context: Any) -> None:
         if (self.seed_a_mm is None) != (self.seed_b_mm is None):
@@ -159,7 +156,7 @@ def identify_case(
 
 def _run(case: Case, settings: IdentifySettings, progress: Progress) -> StageResult:
     res = identify_case(case, seed_a=settings.seed_a_mm, seed_b=settings.seed_b_mm,
-                        landmarks=read_landmarks(settings.landmarks), method=settings.method,
+                        landmarks=read_landmarks(settings.landmarks), method=str(settings.method),
                         progress=progress)
     plan = load_plan(case)
     sections = {k: plan[k] for k in ("identity", "conjoined", "closest_distance_mm", "shared",
