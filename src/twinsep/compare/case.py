@@ -4,6 +4,7 @@ plan.json ``growth``."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from twinsep.image import Volume
 from twinsep.progress import Progress
 from twinsep.settings import Settings
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class CompareSettings(Settings):
@@ -117,6 +120,8 @@ def _run(case: Case, settings: CompareSettings, progress: Progress) -> StageResu
                         force=settings.force, write_plan=settings.write_plan,
                         progress=progress)
     g = cmp.growth
+    for warning in g["warnings"]:
+        logger.warning("%s", warning)
     return StageResult(sections={"growth": g} if settings.write_plan else {},
                        notes=tuple(g["notes"]) + tuple(g["warnings"]), data=cmp)
 

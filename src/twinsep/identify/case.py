@@ -5,6 +5,7 @@ brain-contact test and the figure), writes ``labels/twins.nii.gz``, plan.json ``
 from __future__ import annotations
 
 import json
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from twinsep.image import Volume
 from twinsep.progress import Progress, silent
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 Point = tuple[float, float, float]
 
@@ -161,6 +164,8 @@ def _run(case: Case, settings: IdentifySettings, progress: Progress) -> StageRes
     plan = load_plan(case)
     sections = {k: plan[k] for k in ("identity", "conjoined", "closest_distance_mm", "shared",
                                      "classification", "figures") if k in plan}
+    logger.info("method %s: %s", res.method, "conjoined" if res.conjoined else
+                f"not conjoined, {res.closest_distance_mm or 0:.1f} mm apart")
     summary = ("" if res.conjoined else
                f"not conjoined: heads {res.closest_distance_mm or 0:.1f} mm apart")
     return StageResult(sections=sections, files=("labels/twins.nii.gz",), summary=summary,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from twinsep.ingest.read import ingest
 from twinsep.progress import Progress
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class IngestSettings(Settings):
@@ -39,6 +42,8 @@ def _run(case: Case, settings: IngestSettings, progress: Progress) -> StageResul
         raise InputError("ingest needs the scan: twinsep ingest SCAN --out CASE")
     res = ingest(settings.scan, case.root, series_uid=settings.series_uid,
                  keep_phi=settings.keep_phi, overwrite=settings.overwrite, progress=progress)
+    g = res.info["geometry"]
+    logger.info("scan %s voxels, %s mm", g["size_ijk"], g["spacing_mm"])
     return StageResult(files=("scan.nii.gz", "case.json"), notes=tuple(res.notes),
                        summary="; ".join(res.notes), data=res)
 

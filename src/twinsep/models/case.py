@@ -4,6 +4,7 @@ segmentation, DICOM-SEG) and plan.json ``models``."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from twinsep.models.surfaces import SurfaceSettings, is_closed, signed_volume, s
 from twinsep.progress import Progress
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class ModelsSettings(Settings):
@@ -273,6 +276,7 @@ def _run(case: Case, settings: ModelsSettings, progress: Progress) -> StageResul
                               min_wall_mm=settings.min_wall_mm, dicom=dicom,
                               doll_max_faces=settings.doll_max_faces, progress=progress)
     notes = tuple(section.get("notes") or ())
+    logger.info("%d layers, %d triangles", len(ms.layers), section["triangles_total"])
     return StageResult(sections={"models": section}, notes=notes, summary="; ".join(notes),
                        data=(ms, section))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from twinsep.report.build import ReportResult, render_3d, render_html
 from twinsep.report.reconstruction_figure import reconstruction_figure
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class ReportSettings(Settings):
@@ -87,6 +90,8 @@ def _run(case: Case, settings: ReportSettings, progress: Progress) -> StageResul
     res = build_report(case, keep_phi=settings.keep_phi, pdf=settings.pdf, progress=progress)
     files = ("report.html",) + (("report.pdf",) if res.pdf is not None else ())
     notes = (res.note,) if res.note else ()
+    if res.note:
+        logger.warning("%s", res.note)
     summary = "" if res.pdf is not None or not settings.pdf else "PDF not written: " + res.note
     return StageResult(files=files, notes=notes, summary=summary, data=res)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from twinsep.schedule.outputs import write_outputs
 from twinsep.schedule.roster import load_roster
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class ScheduleSettings(Settings):
@@ -41,6 +44,9 @@ def schedule_case(case: Case, roster: Path, *, stage: int | None = None,
     say("Gantt chart, run sheets, checklists", 0.8)
     section["files"] = write_outputs(section, case.root / "schedule")
     update_plan(case, schedule=section)
+    logger.info("stage %s: %.1f h, %d assignments (%s)", section["operation"]["stage"],
+                section["operation"]["total_h"], len(section["assignments"]),
+                section["solver"]["status"])
     return section
 
 

@@ -8,6 +8,7 @@ segmentation's own parameters are its ``ct`` field (:class:`~twinsep.segment.cor
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from twinsep.progress import Progress
 from twinsep.segment.core import CTSettings, segment_ct, tissue_stats
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class SegmentSettings(Settings):
@@ -265,6 +268,8 @@ def settings_from_json(path: Path) -> CTSettings:
 def _run(case: Case, settings: SegmentSettings, progress: Progress) -> StageResult:
     res = segment_case(case, tissues_file=settings.tissues, label_map_file=settings.label_map,
                        resample=settings.resample, settings=settings.ct, progress=progress)
+    logger.info("tissues from %s: %s", res.source, ", ".join(
+        f"{k} {v['volume_ml']:.1f} ml" for k, v in res.section["tissues"].items()))
     return StageResult(sections={"segmentation": res.section},
                        files=("labels/tissues.nii.gz",), summary=f"source {res.source}",
                        data=res)

@@ -4,6 +4,7 @@ final owner map ``labels/twins.nii.gz`` (the identity map kept as
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from twinsep.separate.mesh import write_ply
 from twinsep.separate.risk import load_risk
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 class Alternative(StrEnum):
@@ -124,6 +127,8 @@ def _run(case: Case, settings: SeparateSettings, progress: Progress) -> StageRes
                         plane=settings.plane_mm, stages=settings.stages,
                         max_share=settings.max_share, coarse_mm=settings.coarse_mm,
                         corridor_mm=settings.corridor_mm, sinus_mm=settings.sinus_mm)
+    logger.info("chosen %s; %d stage(s)", sep.summary.get("chosen"),
+                len(sep.summary["staging"]["stages"]))
     return StageResult(sections={"separation": sep.summary},
                        files=("labels/twins.nii.gz", "labels/twins-identity.nii.gz",
                               "models/cut_surface.ply"),

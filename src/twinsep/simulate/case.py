@@ -3,6 +3,7 @@ wound, skull, implant and expander meshes in ``models/`` and plan.json ``reconst
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from twinsep.simulate import expanders as ex
 from twinsep.simulate.core import simulate_arrays
 from twinsep.simulate.settings import ReconstructionSettings, default_settings, load_settings
 from twinsep.stage import Stage, StageResult
+
+logger = logging.getLogger(__name__)
 
 
 def default_catalog() -> Path:
@@ -87,6 +90,8 @@ def _run(case: Case, settings: SimulateSettings, progress: Progress) -> StageRes
         raise InputError(f"{catalog}: expander catalogue not found (give --catalog FILE)")
     section = simulate_case(case, catalog=catalog, settings=settings.reconstruction,
                             progress=progress)
+    for warning in section.get("warnings") or ():
+        logger.warning("%s", warning)
     return StageResult(sections={"reconstruction": section},
                        notes=tuple(section.get("warnings") or ()), data=section)
 

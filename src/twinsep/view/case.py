@@ -4,6 +4,7 @@ self-contained page ``viewer/index.html``."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from twinsep.view.build import (
     render_page,
     slice_volumes,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class ViewSettings(Settings):
@@ -88,6 +91,7 @@ def build_viewer(case_dir: str | Path, *, max_size: int = 256,
 def _run(case: Case, settings: ViewSettings, progress: Progress) -> StageResult:
     progress("CT slices and the 3-D scene into one page", 0.2)
     res = build_viewer(case.root, max_size=settings.max_size)
+    logger.info("viewer page %.1f MB, %d layers", res.size_bytes / 1e6, len(res.layers))
     return StageResult(files=("viewer/index.html",), summary=f"{res.size_bytes / 1e6:.1f} MB",
                        data=res)
 
