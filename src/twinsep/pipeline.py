@@ -539,102 +539,123 @@ def run_plan(
     """
     first_redo = 0 if force else (STAGES.index(stage(from_stage)) if from_stage else None)
     last = stage(until) if until else None
-    t_start = time.perf_counter()
-    say = progress or silent
-    case = Case(Path(out).absolute())
     settings.scan  # noqa: B018 - a plan without a scan is refused before anything runs
-    inputs = _input_hashes(settings)
-    state = load_state(case) if case.root.exists() else {}
-    previous_timings = load_timings(case) if case.root.exists() else {}
-    result = PlanResult(case=case)
-    upstream: dict[str, dict] = {}
-    stopped = False
-
-    def finish(outcome: StageOutcome) -> None:
-        result.outcomes.append(outcome)
-        if case.root.exists():
-            _write_timings(case, result.outcomes, previous_timings,
-                           time.perf_counter() - t_start)
-        if on_stage is not None:
-            on_stage(outcome)
-
+    run = _PlanRun(settings, Case(Path(out).absolute()), progress or silent, on_stage)
     for index, st in enumerate(STAGES):
-        report = within(lambda m, f, n=st.name: say(f"{n}: {m}", f),
-                        index / len(STAGES), (index + 1) / len(STAGES))
-        reason = ("not conjoined: nothing to separate" if stopped and st is not REPORT
-                  else st.applies(settings.of(st)))
-        if reason:
-            finish(StageOutcome(st.key, Status.NOT_APPLICABLE, note=reason))
-            continue
-        stage_settings = settings.of(st)
-        key = _sha({
-            "stage": st.key,
-            "twinsep_version": __version__,
-            "settings": safe(stage_settings.model_dump(mode="json")),
-            "inputs": inputs[st.key],
-            "upstream": upstream,
-        })
-        rec = state.get(st.key)
-        up_to_date = (
-            (first_redo is None or index < first_redo)
-            and rec is not None
-            and rec.get("key") == key
-            and case.root.is_dir()
-            and _outputs_intact(case, st, rec.get("outputs", {}))
-        )
-        if up_to_date:
-            report("unchanged", 1.0)
-            upstream[st.key] = rec["outputs"]
-            finish(StageOutcome(st.key, Status.SKIPPED, note="inputs and settings unchanged"))
-        else:
-            if state.pop(st.key, None) is not None and case.root.is_dir():
-                _save_state(case, state)  # invalid until it has run again
-            report(st.title, 0.0)
-            t0 = time.perf_counter()
-            try:
-                if st is INGEST:  # the plan re-ingests into its own case folder only
-                    root = case.root
-                    if root.is_dir() and any(root.iterdir()) and not is_case_folder(root):
-                        raise InputError(f"{root}: folder is not empty and is not a twinsep "
-                                         "case folder (choose another --out)")
-                    stage_settings = stage_settings.model_copy(update={"overwrite": True})
-                res = run_stage(st, case, stage_settings, report)
-            except InputError as exc:
-                finish(StageOutcome(st.key, Status.FAILED, time.perf_counter() - t0, str(exc)))
-                _log_error(case, st)
-                raise StageError(st.name, str(exc), hint=st.hint, exit_code=2) from exc
-            except Exception as exc:  # turned into a StageError
-                finish(StageOutcome(st.key, Status.FAILED, time.perf_counter() - t0, str(exc)))
-                where = _log_error(case, st)
-                details = f"details in {where}; " if where is not None else ""
-                hint = (f"this looks like a bug or unexpected data; {details}"
-                        f"run `{st.command}` alone to retry")
-                raise StageError(st.name, f"{type(exc).__name__}: {exc}", hint=hint,
-                                 exit_code=1) from exc
-            seconds = time.perf_counter() - t0
-            if st is INGEST:
-                state = {}  # a new case folder: nothing downstream is valid
-                with case_log(case) as log:
-                    log.info("twinsep plan: %s", json.dumps(versions(), sort_keys=True))
-            outputs = _output_hashes(case, st)
-            state[st.key] = {"key": key, "outputs": outputs}
-            _save_state(case, state)
-            upstream[st.key] = outputs
-            report("done", 1.0)
-            finish(StageOutcome(st.key, Status.RAN, seconds, res.summary, result=res))
-        if st is INGEST:
-            # what the plan is made from (deterministic: input hashes and settings only)
-            _set_case_section(case, _case_section(settings, inputs))
-        if st is IDENTIFY:
-            result.conjoined = load_plan(case).get("conjoined")
-            stopped = result.conjoined is False
+        run.step(index, st, redo=first_redo is not None and index >= first_redo)
         if st is last:
             break
-    with case_log(case) as log:
-        log.info("plan: %.2f s, peak memory %.0f MB", time.perf_counter() - t_start,
+    with case_log(run.case) as log:
+        log.info("plan: %.2f s, peak memory %.0f MB", time.perf_counter() - run.t_start,
                  _peak_rss_mb())
-    return result
+    return run.result
 
+
+class _PlanRun:
+    """The state of one run of the plan: input hashes, the case's stage state, outcomes."""
+
+    def __init__(self, settings: PlanSettings, case: Case, say: Progress,
+                 on_stage: Callable[[StageOutcome], None] | None) -> None:
+        self.t_start = time.perf_counter()
+        self.settings, self.case, self.say, self.on_stage = settings, case, say, on_stage
+        self.inputs = _input_hashes(settings)
+        self.state = load_state(case) if case.root.exists() else {}
+        self.previous_timings = load_timings(case) if case.root.exists() else {}
+        self.result = PlanResult(case=case)
+        self.upstream: dict[str, dict] = {}
+        self.stopped = False
+
+    def finish(self, outcome: StageOutcome) -> None:
+        self.result.outcomes.append(outcome)
+        if self.case.root.exists():
+            _write_timings(self.case, self.result.outcomes, self.previous_timings,
+                           time.perf_counter() - self.t_start)
+        if self.on_stage is not None:
+            self.on_stage(outcome)
+
+    def key(self, st: Stage) -> str:
+        """The stage's key: what it is, its settings, its input files, its upstream."""
+        return _sha({
+            "stage": st.key,
+            "twinsep_version": __version__,
+            "settings": safe(self.settings.of(st).model_dump(mode="json")),
+            "inputs": self.inputs[st.key],
+            "upstream": self.upstream,
+        })
+
+    def up_to_date(self, st: Stage, key: str) -> bool:
+        rec = self.state.get(st.key)
+        return (rec is not None and rec.get("key") == key and self.case.root.is_dir()
+                and _outputs_intact(self.case, st, rec.get("outputs", {})))
+
+    def step(self, index: int, st: Stage, *, redo: bool) -> None:
+        """Skip, run or pass over one stage."""
+        report = within(lambda m, f, n=st.name: self.say(f"{n}: {m}", f),
+                        index / len(STAGES), (index + 1) / len(STAGES))
+        reason = ("not conjoined: nothing to separate" if self.stopped and st is not REPORT
+                  else st.applies(self.settings.of(st)))
+        if reason:
+            self.finish(StageOutcome(st.key, Status.NOT_APPLICABLE, note=reason))
+            return
+        key = self.key(st)
+        if not redo and self.up_to_date(st, key):
+            report("unchanged", 1.0)
+            self.upstream[st.key] = self.state[st.key]["outputs"]
+            self.finish(StageOutcome(st.key, Status.SKIPPED,
+                                     note="inputs and settings unchanged"))
+        else:
+            self.run(st, key, report)
+        if st is INGEST:
+            # what the plan is made from (deterministic: input hashes and settings only)
+            _set_case_section(self.case, _case_section(self.settings, self.inputs))
+        if st is IDENTIFY:
+            self.result.conjoined = load_plan(self.case).get("conjoined")
+            self.stopped = self.result.conjoined is False
+
+    def run(self, st: Stage, key: str, report: Progress) -> None:
+        """Run one stage, keep its key and output hashes; a failure becomes a StageError."""
+        case = self.case
+        if self.state.pop(st.key, None) is not None and case.root.is_dir():
+            _save_state(case, self.state)  # invalid until it has run again
+        report(st.title, 0.0)
+        t0 = time.perf_counter()
+        try:
+            res = run_stage(st, case, self._settings_to_run(st), report)
+        except Exception as exc:
+            self.finish(StageOutcome(st.key, Status.FAILED, time.perf_counter() - t0,
+                                     str(exc)))
+            where = _log_error(case, st)
+            raise _stage_error(st, exc, where) from exc
+        seconds = time.perf_counter() - t0
+        if st is INGEST:
+            self.state = {}  # a new case folder: nothing downstream is valid
+            with case_log(case) as log:
+                log.info("twinsep plan: %s", json.dumps(versions(), sort_keys=True))
+        outputs = _output_hashes(case, st)
+        self.state[st.key] = {"key": key, "outputs": outputs}
+        _save_state(case, self.state)
+        self.upstream[st.key] = outputs
+        report("done", 1.0)
+        self.finish(StageOutcome(st.key, Status.RAN, seconds, res.summary, result=res))
+
+    def _settings_to_run(self, st: Stage) -> Any:
+        settings = self.settings.of(st)
+        if st is not INGEST:
+            return settings
+        root = self.case.root  # the plan re-ingests into its own case folder only
+        if root.is_dir() and any(root.iterdir()) and not is_case_folder(root):
+            raise InputError(f"{root}: folder is not empty and is not a twinsep case folder "
+                             "(choose another --out)")
+        return settings.model_copy(update={"overwrite": True})
+
+
+def _stage_error(st: Stage, exc: Exception, where: Path | None) -> StageError:
+    """The :class:`StageError` of a failed stage: bad input (exit 2) or a bug (exit 1)."""
+    if isinstance(exc, InputError):
+        return StageError(st.name, str(exc), hint=st.hint, exit_code=2)
+    details = f"details in {where}; " if where is not None else ""
+    hint = f"this looks like a bug or unexpected data; {details}run `{st.command}` alone to retry"
+    return StageError(st.name, f"{type(exc).__name__}: {exc}", hint=hint, exit_code=1)
 
 __all__ = [
     "BY_NAME",
