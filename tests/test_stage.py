@@ -85,3 +85,21 @@ def test_no_log_in_a_folder_twinsep_did_not_make(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         run_stage(STAGE, Case(folder), SegmentSettings())
     assert list(folder.iterdir()) == []
+
+
+def test_quiet_and_verbose(tmp_path: Path, make_phantom_case, capsys) -> None:
+    from twinsep.cli import main
+
+    ph = make_phantom_case(fusion="total", spacing=3.0)
+    out = tmp_path / "case"
+    assert main(["--quiet", "ingest", str(ph / "ct.nii.gz"), "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["--verbose", "segment", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "segment: settings" in err and "tissues from ct" in err  # the log, as it runs
+    assert "segment (ct):" in err  # and the command's own summary
+    assert main(["segment", str(out)]) == 0
+    assert "segment: settings" not in capsys.readouterr().err  # not without --verbose
+    # errors are printed even with --quiet
+    assert main(["--quiet", "segment", str(tmp_path / "nowhere")]) == 2
+    assert "error:" in capsys.readouterr().err
