@@ -32,11 +32,11 @@ TARGET_MB = 8192.0
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from twinsep.pipeline import PlanSettings, run_plan, load_timings
+from twinsep.pipeline import plan_settings, run_plan, load_timings
 from twinsep.casefolder import Case
 scan, out, roster = sys.argv[1:4]
 t0 = time.perf_counter()
-run_plan(PlanSettings(scan=Path(scan), roster=Path(roster)), Path(out), force=True)
+run_plan(plan_settings(Path(scan), roster=Path(roster)), Path(out), force=True)
 t = load_timings(Case(Path(out)))
 t["wall_seconds"] = time.perf_counter() - t0
 print(json.dumps(t))
@@ -69,7 +69,7 @@ def table(results: dict[float, dict]) -> str:
     spacings = sorted(results, reverse=True)
     head = "| stage | " + " | ".join(f"{s:g} mm (s)" for s in spacings) + " |"
     lines = [head, "|---|" + "---:|" * len(spacings)]
-    for stage in STAGES:
+    for stage in (s.key for s in STAGES):
         cells = []
         for s in spacings:
             st = results[s]["stages"].get(stage, {})
