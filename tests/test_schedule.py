@@ -14,6 +14,7 @@ from twinsep.cli import main
 from twinsep.errors import InputError
 from twinsep.schedule import (
     InfeasibleRosterError,
+    Person,
     check_schedule,
     derive_operation,
     load_roster,
@@ -181,11 +182,56 @@ def test_infeasible_by_hours_is_explained() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (None, "roster file not found"),
-        ("people: [unclosed", "not valid YAML"),
-        ("people:\n  - {person: A, role: x}\n", "max_continuous_h' is missing"),
-        ("people: []\n", "non-empty list"),
-        ("staff: []\n", "unknown section"),
+        (None, "roster.yaml: no such roster file"),
+        ("people: [unclosed", "roster.yaml: cannot read roster (not valid YAML, line 1"),
+        ("people:\n  - {person: A, role: x}\n",
+         "roster.yaml: setting people.0.max_continuous_h: Field required (person 'A')"),
+        ("people: []\n", "roster.yaml: setting people: must be a non-empty list"),
+        ("staff: []\n", "roster.yaml: setting staff: unknown section (expected settings, "
+                         "people, phases)"),
+        # a misspelt key, a wrong type, an out-of-range value: the file and the key
+        ("people:\n  - {person: A, role: x, max_continuous_h: 8, latest: 30}\n",
+         "roster.yaml: setting people.0.latest: unknown key (expected person, role, skills, "
+         "max_continuous_h, earliest_h, latest_h)"),
+        ("settings: {slot_mins: 30}\npeople:\n  - {person: A, role: x, max_continuous_h: 8}\n",
+         "roster.yaml: setting settings.slot_mins: unknown setting (expected "
+         "handover_overlap_min, min_break_min, slot_min)"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: 8}\n"
+         "  - {person: B, role: x, max_continuous_h: eight}\n",
+         "roster.yaml: setting people.1.max_continuous_h: Input should be a valid number "
+         "(person 'B')"),
+        ("settings: {min_break_min: true}\npeople:\n  - {person: A, role: x, "
+         "max_continuous_h: 8}\n", "roster.yaml: setting settings.min_break_min: Input should "
+         "be a valid number"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: 8, skills: [1]}\n",
+         "roster.yaml: setting people.0.skills.0: Input should be a valid string"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: -1}\n",
+         "roster.yaml: setting people.0.max_continuous_h: Input should be greater than or "
+         "equal to 0 (person 'A')"),
+        ("settings: {slot_min: 4}\npeople:\n  - {person: A, role: x, max_continuous_h: 8}\n",
+         "roster.yaml: setting settings.slot_min: Input should be greater than or equal to 5"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: .inf}\n",
+         "roster.yaml: setting people.0.max_continuous_h: Input should be a finite number"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: 0.001}\n",
+         "roster.yaml: setting people.0.max_continuous_h: must be positive"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: 8, earliest_h: 6, latest_h: 6}\n",
+         "roster.yaml: setting people.0.latest_h: must be after earliest_h (person 'A')"),
+        ("people:\n  - {person: A, role: x, max_continuous_h: 8}\n"
+         "  - {person: ' A', role: y, max_continuous_h: 8}\n",
+         "roster.yaml: setting people.1.person: 'A' is listed twice"),
+        ("people:\n  - {person: A, role: ' ', max_continuous_h: 8}\n",
+         "roster.yaml: setting people.0.role: String should have at least 1 character"),
+        ("people:\n  - {role: x, max_continuous_h: 8}\n",
+         "roster.yaml: setting people.0.person: Field required"),
+        ("people:\n  - Ada\n", "roster.yaml: setting people.0: must be a mapping"),
+        ("settings: 60\npeople:\n  - {person: A, role: x, max_continuous_h: 8}\n",
+         "roster.yaml: setting settings: must be a mapping"),
+        ("phases: {surgery: {}}\npeople:\n  - {person: A, role: x, max_continuous_h: 8}\n",
+         "roster.yaml: setting phases: unknown phase kind 'surgery'"),
+        ("phases: {exposure: {base_min: -5}}\npeople:\n  - {person: A, role: x, "
+         "max_continuous_h: 8}\n", "roster.yaml: setting phases.exposure.base_min must be a "
+         "number >= 0"),
+        ("- {person: A}\n", "roster.yaml: roster must be a mapping"),
     ],
 )
 def test_bad_roster_is_one_line_exit_2(tmp_path: Path, capsys, text, message) -> None:
@@ -197,6 +243,35 @@ def test_bad_roster_is_one_line_exit_2(tmp_path: Path, capsys, text, message) ->
     assert main(["schedule", str(case), "--roster", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+    with pytest.raises(InputError) as info:
+        load_roster(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (case / "plan.json").exists()
+
+
+def test_roster_file_model_gives_todays_roster() -> None:
+    # the pydantic model of the file turns into the same Roster as the hand-written checks
+    roster = load_roster(ROSTER)
+    data = _roster_data()
+    assert roster.settings.as_dict() == data["settings"] and roster.source == str(ROSTER)
+    for entry, person in zip(data["people"], roster.people, strict=True):
+        assert person.name == entry["person"] and person.role == entry["role"]
+        assert person.skills == tuple(dict.fromkeys([entry["role"], *entry["skills"]]))
+        assert person.max_continuous_min == round(entry["max_continuous_h"] * 60)
+        assert (person.earliest_min, person.latest_min) == (
+            round(entry["earliest_h"] * 60), round(entry["latest_h"] * 60))
+    assert all(isinstance(v, int) for v in roster.settings.as_dict().values())
+    # defaults, a single skill as a string, names stripped, whole minutes
+    r = parse_roster({"settings": {"slot_min": 30.4}, "people": [
+        {"person": " Ada ", "role": "neurosurgeon ", "skills": "plastic_surgeon",
+         "max_continuous_h": 7.5}]}, "mem")
+    assert r.settings.as_dict() == {"handover_overlap_min": 15, "min_break_min": 60,
+                                    "slot_min": 30}
+    assert r.people[0] == Person("Ada", "neurosurgeon", ("neurosurgeon", "plastic_surgeon"),
+                                 450, 0, 48 * 60)
+    assert r.phases == {} and r.source == "mem"
+    with pytest.raises(InputError, match=r"^mem: a roster must be a mapping"):
+        parse_roster(["Ada"], "mem")
 
 
 def _staged_plan() -> dict:

@@ -79,13 +79,70 @@ def test_default_risk_order_and_growth():
 def test_risk_file_errors(tmp_path):
     bad = tmp_path / "r.yaml"
     bad.write_text("tissue_cost_per_mm2: {scalp: 1, bone: 2}\n")
-    with pytest.raises(InputError, match="missing"):
+    with pytest.raises(InputError, match=r"r\.yaml: setting tissue_cost_per_mm2\.dura: Field "
+                                         r"required \(also missing: brain, vessel\)$"):
         load_risk(bad)
     bad.write_text("tissue_cost_per_mm2: {scalp: 1, bone: 2, dura: 3, brain: -4, vessel: 5}\n")
-    with pytest.raises(InputError, match="positive"):
+    with pytest.raises(InputError, match=r"r\.yaml: setting tissue_cost_per_mm2\.brain: Input "
+                                         r"should be greater than 0$"):
         load_risk(bad)
-    with pytest.raises(InputError, match="no such"):
+    with pytest.raises(InputError, match=r"none\.yaml: no such risk file"):
         load_risk(tmp_path / "none.yaml")
+
+
+_COSTS = "tissue_cost_per_mm2: {scalp: 1, bone: 2, dura: 5, brain: 100, vessel: 2000}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # a misspelt key, a wrong type, an out-of-range value: one line, the file and the key
+    (_COSTS.replace("vessel:", "vesel:"), "setting tissue_cost_per_mm2.vesel: unknown tissue "
+     "(expected scalp, bone, dura, brain, vessel)"),
+    (_COSTS + "vessel_cross_section: {reference_mm: 10}\n", "setting "
+     "vessel_cross_section.reference_mm: unknown setting (expected reference_mm2, exponent)"),
+    ("tissue_costs_per_mm2: {}\n", "setting tissue_costs_per_mm2: unknown setting (expected "
+     "version, tissue_cost_per_mm2, vessel_cross_section, vessel_division)"),
+    (_COSTS.replace("100", "high"), "setting tissue_cost_per_mm2.brain: Input should be a "
+     "valid number"),
+    (_COSTS.replace("100", "true"), "setting tissue_cost_per_mm2.brain: Input should be a "
+     "valid number"),
+    (_COSTS + "vessel_division: 1.0\n", "setting vessel_division: must be a mapping"),
+    (_COSTS + "vessel_cross_section: {exponent: -1}\n", "setting "
+     "vessel_cross_section.exponent: Input should be greater than or equal to 0"),
+    (_COSTS + "vessel_cross_section: {reference_mm2: 0}\n", "setting "
+     "vessel_cross_section.reference_mm2: Input should be greater than 0"),
+    (_COSTS + "vessel_division: {reference_mm: -1}\n", "setting vessel_division.reference_mm: "
+     "Input should be greater than or equal to 0"),
+    (_COSTS.replace("2000", ".nan"), "setting tissue_cost_per_mm2.vessel: Input should be a "
+     "finite number"),
+    (_COSTS + "version: 2\n", "setting version: Input should be 1"),
+    ("", "setting tissue_cost_per_mm2: Field required"),
+    ("tissue_cost_per_mm2: {scalp: [1\n", "cannot read risk (not valid YAML, line 2"),
+    ("- 1\n", "risk must be a mapping"),
+])
+def test_bad_risk_file_is_one_line_naming_file_and_key(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_risk(bad)
+    assert str(info.value).startswith(f"{bad}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_risk_file_model_gives_todays_risk_model(tmp_path):
+    from twinsep.separate.risk import TISSUE_KEYS, TissueCosts
+
+    assert tuple(TissueCosts.model_fields) == tuple(TISSUE_KEYS.values())
+    r = load_risk()
+    assert r == RiskModel(cost_per_mm2={"scalp": 1.0, "bone": 2.0, "dura": 5.0, "brain": 100.0,
+                                        "vessel": 2000.0}, reference_mm2=10.0, exponent=1.0,
+                          division_reference_mm=1.0, source="default")
+    # empty or absent sections are the defaults; the source is the path as given
+    f = tmp_path / "mine.yaml"
+    f.write_text(_COSTS.replace("100", "20") + "vessel_cross_section:\n")
+    mine = load_risk(f)
+    assert mine == replace(r, cost_per_mm2={**r.cost_per_mm2, "brain": 20.0}, source=str(f))
+    assert all(type(v) is float for v in mine.cost_per_mm2.values())
+    assert mine.as_dict()["vessel_division"] == {"reference_mm": 1.0}
 
 
 def test_pyramid_factors_nest_and_handle_anisotropy():
@@ -320,6 +377,26 @@ def test_cli_bad_input(tmp_path):
     assert main(["separate", str(case.root), "--choose", "zzz"]) == 2
     assert main(["separate", str(case.root), "--plane", "1,2,3"]) == 2
     assert main(["separate", str(case.root), "--choose", "plane"]) == 2
+
+
+def test_cli_bad_risk_file_is_one_line_exit_2(tmp_path, capsys):
+    from twinsep.cli import main
+
+    case = _case(tmp_path, _phantom())
+    bad = tmp_path / "bad.yaml"
+    for text, message in [
+        (_COSTS.replace("dura:", "durra:"), "setting tissue_cost_per_mm2.durra: unknown tissue"),
+        (_COSTS.replace("5,", "'5',"), "setting tissue_cost_per_mm2.dura: Input should be a "
+         "valid number"),
+        (_COSTS.replace("5,", "0,"), "setting tissue_cost_per_mm2.dura: Input should be "
+         "greater than 0"),
+    ]:
+        bad.write_text(text)
+        capsys.readouterr()
+        assert main(["separate", str(case.root), "--risk", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{bad}: {message}" in err and "\n" not in err
+    assert not case.plan.exists()
 
 
 # --- vessel geometry -------------------------------------------------------------------

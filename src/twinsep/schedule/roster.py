@@ -14,15 +14,24 @@ A roster is a YAML mapping with three sections (see ``examples/roster.yaml``)::
         earliest_h: 0          # first hour on duty, from the start of anaesthesia (h)
         latest_h: 24           # last hour on duty (h)
     phases: {...}              # optional overrides of the phase defaults (see phases.py)
+
+The file's shape is a frozen pydantic model per mapping (:class:`RosterFile`,
+:class:`RulesFile`, :class:`PersonFile`; unknown keys refused), read with
+:func:`twinsep.settings.read_mapping` like every settings file; an error is one line naming
+the file and the key (``roster.yaml: setting people.3.max_continuous_h: Field required
+(person 'Ada Example')``). Roles are free names, not a fixed list: the ``phases:`` section
+may ask for roles of its own.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError
+
+from twinsep import settings as _settings
 from twinsep.errors import InputError
 
 
@@ -84,16 +93,84 @@ class Roster:
         raise KeyError(name)
 
 
-def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{where} must be a number, got {value!r}")
-    if value < minimum:
-        raise InputError(f"{where} must be at least {minimum:g}, got {value!r}")
-    return float(value)
+# --- the roster file -------------------------------------------------------------------
+#: A finite number (an int or a float; not a string, not a boolean) of at least 0.
+Amount = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
+#: A name: a string, stripped, not empty.
+Name = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
 
 
-def _minutes(hours: Any, where: str) -> int:
-    return round(_number(hours, where) * 60)
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class RulesFile(_settings.Settings):
+    """``settings:``: the rules of the schedule (min; rounded to whole minutes)."""
+
+    handover_overlap_min: Amount = Settings.handover_overlap_min
+    min_break_min: Amount = Settings.min_break_min
+    slot_min: Annotated[Amount, Field(ge=5)] = Settings.slot_min
+
+    def rules(self) -> Settings:
+        return Settings(**{k: round(v) for k, v in self.model_dump().items()})
+
+
+class PersonFile(_settings.Settings):
+    """One entry of ``people:`` (hours from the start of anaesthesia)."""
+
+    person: Name
+    role: Name
+    skills: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    max_continuous_h: Annotated[Amount, Field(gt=0)]
+    earliest_h: Amount = 0.0
+    latest_h: Amount = 48.0
+
+
+class RosterFile(_settings.Settings):
+    """The shape of a roster file (see the module's docstring)."""
+
+    settings: RulesFile | None = None
+    people: Annotated[list[PersonFile], Field(min_length=1)]
+    phases: dict[str, Any] | None = None
+
+
+#: The model of each mapping of the file, by its key (an entry of ``people`` as ``0``).
+_SECTIONS: dict[tuple, type[BaseModel]] = {
+    (): RosterFile, ("settings",): RulesFile, ("people", 0): PersonFile,
+}
+_WORDS = {(): "section", ("settings",): "setting", ("people", 0): "key"}
+
+
+def _error(source: str, loc: tuple, msg: str, data: Any = None) -> InputError:
+    """``{source}: setting {key}: {msg}``, with the person's name for an entry of people."""
+    line = f"{source}: setting {'.'.join(map(str, loc))}: {msg}"
+    if len(loc) > 2 and loc[0] == "people" and isinstance(loc[1], int) and isinstance(data, dict):
+        people = data.get("people")
+        entry = people[loc[1]] if isinstance(people, list) and loc[1] < len(people) else None
+        name = entry.get("person") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name.strip():
+            line += f" (person {name.strip()!r})"
+    return InputError(line)
+
+
+def _message(exc: ValidationError, source: str, data: Any) -> InputError:
+    """The first error in the settings convention: an unknown key first (a misspelt one is
+    also a missing one), with the keys expected there."""
+    errors = exc.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(first["loc"])
+    parent = tuple(0 if isinstance(p, int) else p for p in loc[:-1])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden" and parent in _SECTIONS:
+        msg = (f"unknown {_WORDS[parent]} "
+               f"(expected {', '.join(_SECTIONS[parent].model_fields)})")
+    elif first["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    elif first["type"] in ("model_type", "dict_type"):
+        msg = "must be a mapping"
+    elif first["type"] == "too_short" and loc == ("people",):
+        msg = "must be a non-empty list (one entry per person)"
+    return _error(source, loc, msg, data)
 
 
 def parse_roster(data: Any, source: str = "roster") -> Roster:
@@ -102,92 +179,53 @@ def parse_roster(data: Any, source: str = "roster") -> Roster:
     Raises
     ------
     InputError
-        With one line naming the file, the entry and what is wrong.
+        With one line naming the file, the key and what is wrong, e.g.
+        ``roster.yaml: setting people.3.max_continuous_h: Field required (person 'Ada')``.
     """
     if not isinstance(data, dict):
         raise InputError(f"{source}: a roster must be a mapping with a 'people' list")
-    unknown = sorted(set(data) - {"settings", "people", "phases"})
-    if unknown:
-        raise InputError(
-            f"{source}: unknown section {unknown[0]!r} (expected settings, people, phases)"
-        )
-    raw_settings = data.get("settings") or {}
-    if not isinstance(raw_settings, dict):
-        raise InputError(f"{source}: 'settings' must be a mapping")
-    allowed = set(Settings().as_dict())
-    bad = sorted(set(raw_settings) - allowed)
-    if bad:
-        expected = ", ".join(sorted(allowed))
-        raise InputError(f"{source}: unknown setting {bad[0]!r} (expected {expected})")
-    values = {}
-    for key in allowed:
-        if key in raw_settings:
-            values[key] = round(_number(raw_settings[key], f"{source}: settings.{key}"))
-    settings = Settings(**values)
-    if settings.slot_min < 5:
-        raise InputError(f"{source}: settings.slot_min must be at least 5 minutes")
-
-    people_raw = data.get("people")
-    if not isinstance(people_raw, list) or not people_raw:
-        raise InputError(f"{source}: 'people' must be a non-empty list")
+    try:
+        shape = RosterFile.model_validate(data)
+    except ValidationError as exc:
+        raise _message(exc, source, data) from None
     people: list[Person] = []
     seen: set[str] = set()
-    for i, entry in enumerate(people_raw):
-        where = f"{source}: people[{i}]"
-        if not isinstance(entry, dict):
-            raise InputError(f"{where} must be a mapping")
-        name = entry.get("person")
-        if not isinstance(name, str) or not name.strip():
-            raise InputError(f"{where}: 'person' (a name) is missing")
-        name = name.strip()
-        where = f"{source}: person {name!r}"
-        if name in seen:
-            raise InputError(f"{where} is listed twice")
-        seen.add(name)
-        role = entry.get("role")
-        if not isinstance(role, str) or not role.strip():
-            raise InputError(f"{where}: 'role' is missing")
-        skills_raw = entry.get("skills", [])
-        if isinstance(skills_raw, str):
-            skills_raw = [skills_raw]
-        if not isinstance(skills_raw, list) or not all(isinstance(s, str) for s in skills_raw):
-            raise InputError(f"{where}: 'skills' must be a list of role names")
-        skills = [role.strip()] + [s.strip() for s in skills_raw if s.strip() != role.strip()]
-        if "max_continuous_h" not in entry:
-            raise InputError(f"{where}: 'max_continuous_h' is missing")
-        max_cont = _minutes(entry["max_continuous_h"], f"{where}: max_continuous_h")
+    for i, entry in enumerate(shape.people):
+        if entry.person in seen:
+            raise _error(source, ("people", i, "person"), f"{entry.person!r} is listed twice")
+        seen.add(entry.person)
+        max_cont = round(entry.max_continuous_h * 60)
         if max_cont <= 0:
-            raise InputError(f"{where}: max_continuous_h must be positive")
-        earliest = _minutes(entry.get("earliest_h", 0), f"{where}: earliest_h")
-        latest = _minutes(entry.get("latest_h", 48), f"{where}: latest_h")
+            raise _error(source, ("people", i, "max_continuous_h"),
+                         "must be positive (at least one minute)", data)
+        earliest = round(entry.earliest_h * 60)
+        latest = round(entry.latest_h * 60)
         if latest <= earliest:
-            raise InputError(f"{where}: latest_h must be after earliest_h")
+            raise _error(source, ("people", i, "latest_h"), "must be after earliest_h", data)
+        skills = [entry.role] + [s.strip() for s in entry.skills if s.strip() != entry.role]
         people.append(
-            Person(name, role.strip(), tuple(dict.fromkeys(skills)), max_cont, earliest, latest)
+            Person(entry.person, entry.role, tuple(dict.fromkeys(skills)), max_cont, earliest,
+                   latest)
         )
-    phases = data.get("phases") or {}
-    if not isinstance(phases, dict):
-        raise InputError(f"{source}: 'phases' must be a mapping of phase kinds")
-    return Roster(tuple(people), settings, phases, source)
+    phases = shape.phases or {}
+    from twinsep.schedule.phases import merged_defaults
+
+    try:
+        merged_defaults(phases)
+    except InputError as exc:
+        raise InputError(f"{source}: setting {exc}") from None
+    rules = (shape.settings or RulesFile()).rules()
+    return Roster(tuple(people), rules, phases, source)
 
 
 def load_roster(path: str | Path) -> Roster:
-    """Read and check a roster YAML file.
+    """Read and check a roster YAML (or JSON) file.
 
     Raises
     ------
     InputError
-        The file is missing, is not YAML or does not describe a roster.
+        The file is missing, is not YAML or does not describe a roster (one line naming
+        the file and the key).
     """
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: roster file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f" (line {line + 1})" if line is not None else ""
-        raise InputError(f"{path}: not valid YAML{at}") from exc
-    return parse_roster(data, str(path))
+    return parse_roster(_settings.read_mapping(path, "roster"), str(path))

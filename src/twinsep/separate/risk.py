@@ -11,6 +11,12 @@ identity interface, so that a vessel crossing between the twins is divided where
 crosses the surgeon's plane rather than where its lumen happens to be narrowest::
 
     c_vessel_cut = c_vessel * (1 + d / division_reference_mm)
+
+The file's shape is a frozen pydantic model per mapping (:class:`RiskFile`,
+:class:`TissueCosts`, ...; unknown keys refused), read with
+:func:`twinsep.settings.read_mapping` like every settings file; an error is one line naming
+the file and the key (``my-risk.yaml: setting tissue_cost_per_mm2.brain: Input should be
+greater than 0``).
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, ValidationError
 
 from twinsep.errors import InputError
 from twinsep.labels import Tissue
+from twinsep.settings import Settings, read_mapping
 
 #: Tissue names of the YAML file, by tissue code.
 TISSUE_KEYS: dict[int, str] = {
@@ -137,47 +146,128 @@ class RiskModel:
         return cost
 
 
-def load_risk(path: str | Path | None = None) -> RiskModel:
-    """Read a risk model from YAML (the packaged default when ``path`` is None)."""
-    import yaml
+# --- the risk file ---------------------------------------------------------------------
+#: A finite number (an int or a float; not a string, not a boolean) above 0, or at least 0.
+Positive = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]
 
+
+class TissueCosts(Settings):
+    """``tissue_cost_per_mm2``: risk per mm2 of cut face, one positive number per tissue."""
+
+    scalp: Positive
+    bone: Positive
+    dura: Positive
+    brain: Positive
+    vessel: Positive
+
+
+class VesselCrossSectionFile(Settings):
+    """``vessel_cross_section``: growth of a vessel's cost with its cross-section."""
+
+    reference_mm2: Positive = 10.0
+    exponent: NonNegative = 1.0
+
+
+class VesselDivisionFile(Settings):
+    """``vessel_division``: growth of a vessel's cut cost away from the identity interface."""
+
+    reference_mm: NonNegative = 1.0
+
+
+class RiskFile(Settings):
+    """The shape of a risk file (``twinsep/data/risk.yaml``); an empty section is the
+    defaults."""
+
+    version: Literal[1] = 1
+    tissue_cost_per_mm2: TissueCosts
+    vessel_cross_section: VesselCrossSectionFile | None = None
+    vessel_division: VesselDivisionFile | None = None
+
+    def risk_model(self, source: str) -> RiskModel:
+        """The :class:`RiskModel` this file describes."""
+        xs = self.vessel_cross_section or VesselCrossSectionFile()
+        div = self.vessel_division or VesselDivisionFile()
+        costs = self.tissue_cost_per_mm2
+        return RiskModel(
+            cost_per_mm2={k: float(getattr(costs, k)) for k in TISSUE_KEYS.values()},
+            reference_mm2=float(xs.reference_mm2),
+            exponent=float(xs.exponent),
+            division_reference_mm=float(div.reference_mm),
+            source=source,
+        )
+
+
+#: The model of each mapping of the file, by its key.
+_SECTIONS: dict[tuple, type[BaseModel]] = {
+    (): RiskFile,
+    ("tissue_cost_per_mm2",): TissueCosts,
+    ("vessel_cross_section",): VesselCrossSectionFile,
+    ("vessel_division",): VesselDivisionFile,
+}
+
+
+def _message(exc: ValidationError, source: str) -> str:
+    """One line in the settings convention (``{source}: setting {key}: {what}``): an unknown
+    key first (a misspelt one is also a missing one), with the keys expected there; every
+    missing tissue."""
+    errors = exc.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(first["loc"])
+    parent = loc[:-1]
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        what = "tissue" if parent == ("tissue_cost_per_mm2",) else "setting"
+        msg = f"unknown {what}"
+        if parent in _SECTIONS:
+            msg += f" (expected {', '.join(_SECTIONS[parent].model_fields)})"
+    elif first["type"] == "model_type":
+        msg = "must be a mapping"
+    elif first["type"] == "missing":
+        also = [str(e["loc"][-1]) for e in errors
+                if e is not first and e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
+        if also:
+            msg += f" (also missing: {', '.join(also)})"
+    return f"{source}: setting {'.'.join(map(str, loc))}: {msg}"
+
+
+def parse_risk(data: Any, source: str = "risk model") -> RiskModel:
+    """Check a risk mapping (as read from YAML) and turn it into a :class:`RiskModel`.
+
+    Raises
+    ------
+    InputError
+        One line naming ``source``, the key and what is wrong, e.g.
+        ``my-risk.yaml: setting tissue_cost_per_mm2.brain: Input should be greater than 0``.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a risk file must be a mapping with a "
+                         "`tissue_cost_per_mm2` mapping")
+    try:
+        shape = RiskFile.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_message(exc, source)) from None
+    return shape.risk_model(source)
+
+
+def load_risk(path: str | Path | None = None) -> RiskModel:
+    """Read a risk model from YAML (the packaged default when ``path`` is None).
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, or a key or value is wrong (one line naming the
+        file and the key).
+    """
     if path is None:
         from importlib.resources import files
 
-        text = files("twinsep").joinpath("data/risk.yaml").read_text()
-        source = "default"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: no such risk file")
-        text = p.read_text(encoding="utf-8")
-        source = str(p)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tissue_cost_per_mm2"), dict):
-        raise InputError(f"{source}: a risk file needs a `tissue_cost_per_mm2` mapping")
-    xs = data.get("vessel_cross_section") or {}
-    if not isinstance(xs, dict):
-        raise InputError(f"{source}: `vessel_cross_section` must be a mapping")
-    div = data.get("vessel_division") or {}
-    if not isinstance(div, dict):
-        raise InputError(f"{source}: `vessel_division` must be a mapping")
-    costs = data["tissue_cost_per_mm2"]
-    unknown = sorted(set(costs) - set(TISSUE_KEYS.values()))
-    if unknown:
-        raise InputError(f"{source}: unknown tissue(s) {', '.join(map(str, unknown))}")
-    try:
-        return RiskModel(
-            cost_per_mm2={k: float(v) for k, v in costs.items()},
-            reference_mm2=float(xs.get("reference_mm2", 10.0)),
-            exponent=float(xs.get("exponent", 1.0)),
-            division_reference_mm=float(div.get("reference_mm", 1.0)),
-            source=source,
-        )
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{source}: {exc}") from None
+        import yaml
+
+        text = files("twinsep").joinpath("data/risk.yaml").read_text(encoding="utf-8")
+        return parse_risk(yaml.safe_load(text), "default")
+    p = Path(path)
+    return parse_risk(read_mapping(p, "risk"), str(p))
 
 
 def vessel_cross_section(
