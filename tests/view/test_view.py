@@ -339,7 +339,7 @@ def phantom_viewer_case(tmp_path_factory, make_phantom_case) -> Path:
     idx = ndi.distance_transform_edt(~known, return_distances=False, return_indices=True)
     resolved = owner.array[tuple(idx)] * (owner.array > 0)
     owner.with_array(resolved.astype(np.uint8)).write(case.twins)
-    simulate_case(case, catalog=Path(__file__).resolve().parents[1] / "examples"
+    simulate_case(case, catalog=Path(__file__).resolve().parents[2] / "examples"
                   / "expanders.yaml")
     models_case(case)
     assert main(["view", str(case.root), "--no-serve"]) == 0

@@ -274,7 +274,7 @@ def test_cli_conjoined_writes_owner_and_plan(phantom_total_case, tmp_path) -> No
 def _phantom_set() -> dict[str, dict]:
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_identity import PHANTOM_SET
 
     return PHANTOM_SET

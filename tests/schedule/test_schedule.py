@@ -22,7 +22,7 @@ from twinsep.schedule import (
     plan_schedule,
 )
 
-ROSTER = Path(__file__).resolve().parents[1] / "examples" / "roster.yaml"
+ROSTER = Path(__file__).resolve().parents[2] / "examples" / "roster.yaml"
 
 
 def _roster_data() -> dict:

@@ -13,7 +13,7 @@ import pytest
 from twinsep.casefolder import Case
 from twinsep.report import CONJOINED_SECTIONS, NOT_CONJOINED_SECTIONS, build_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stages_to_schedule(scan: Path, out: Path, *, roster: bool = True) -> Case:

@@ -28,7 +28,7 @@ ANGLE_TOL_DEG = 10.0
 
 
 def _phantom_set() -> dict[str, dict]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_identity import PHANTOM_SET
 
     return PHANTOM_SET
