@@ -32,8 +32,14 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check src tests benchmarks scripts
 
+# `make test` prints its wall time: the tests alone, and in all since make started (set-up,
+# browser and lint included); it exits with pytest's status.
+MAKE_START := $(shell date +%s)
+
 test: venv browser lint
-	$(BIN)/python -m pytest -q
+	@start=$$(date +%s); $(BIN)/python -m pytest -q; rc=$$?; end=$$(date +%s); \
+	echo "make test: tests $$((end - start)) s; in all (set-up, lint, tests) $$((end - $(MAKE_START))) s"; \
+	exit $$rc
 
 bench: venv
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -q
