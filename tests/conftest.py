@@ -11,6 +11,14 @@
     (``spacing`` defaults to 2 mm isotropic; a single number means isotropic).
 ``make_phantom_case(**spec)``
     Factory: a cached case folder (Path) written by ``write_phantom`` for those options.
+``make_segmentation(**spec)``
+    Factory: ``segment_ct`` of that phantom's CT (a tissue :class:`Volume`, cached).
+``make_identity(source, **spec)``
+    Factory: ``identify`` (default options) on that phantom's true tissue map
+    (``source="tissues"``) or on ``make_segmentation``'s (``source="ct"``), cached.
+
+The cached objects are shared by every test of the session: read them, never change
+them in place (copy first, e.g. ``shutil.copytree`` a case folder into ``tmp_path``).
 ``validate_glb(path)``
     Factory: the Khronos glTF validator's report (dict) of a GLB; skips the test when node
     or ``node_modules/gltf-validator`` is missing (``npm ci``).
@@ -85,6 +93,47 @@ def make_phantom_case(tmp_path_factory, make_phantom_obj) -> Callable[..., Path]
             out = tmp_path_factory.mktemp("phantom") / "case"
             write_phantom(make_phantom_obj(**spec), out)
             cache[key] = out
+        return cache[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def make_segmentation(make_phantom_obj) -> Callable[..., object]:
+    """Factory ``make_segmentation(**spec) -> Volume``: the phantom's CT segmented by
+    ``twinsep.segment.segment_ct`` (cached per session)."""
+    from twinsep.segment import segment_ct
+
+    cache: dict[str, object] = {}
+
+    def factory(**spec):
+        key = _spec(**dict(spec)).model_dump_json()
+        if key not in cache:
+            cache[key] = segment_ct(make_phantom_obj(**spec).ct)
+        return cache[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def make_identity(make_phantom_obj, make_segmentation) -> Callable[..., object]:
+    """Factory ``make_identity(source, **spec)``: ``twinsep.identify.identity.identify``
+    with its default options on the phantom's true tissue map (``source="tissues"``) or
+    on its segmented CT (``source="ct"``, :func:`make_segmentation`); cached per session."""
+    from twinsep.identify.identity import identify
+
+    cache: dict[tuple[str, str], object] = {}
+
+    def factory(source: str, **spec):
+        key = (source, _spec(**dict(spec)).model_dump_json())
+        if key not in cache:
+            if source == "tissues":
+                tissues = make_phantom_obj(**spec).tissues
+            elif source == "ct":
+                tissues = make_segmentation(**spec)
+            else:
+                raise ValueError(f"source must be 'tissues' or 'ct', not {source!r}")
+            cache[key] = identify(tissues)
         return cache[key]
 
     return factory

@@ -1,16 +1,16 @@
 """Stone & Goodrich classification against phantom truth.
 
-* ``test_classification_matches_truth`` (slow, 3 mm phantoms built here): truth owner
-  map, every rotation, long-axis angle and fusion the generator makes.
+* ``test_classification_matches_truth`` (slow, 3 mm phantoms of the session's cache):
+  truth owner map, every rotation, long-axis angle and fusion the generator makes.
 * ``test_pipeline_classification`` (2 mm, the session's cached phantoms): every kind of
   ``benchmarks/bench_identity.py``'s ``PHANTOM_SET`` from the CT alone, through the
-  pipeline (``segment_ct`` -> ``identify`` -> ``measure_shared`` -> ``classify``).
+  pipeline (``segment_ct`` -> ``identify`` -> ``measure_shared`` -> ``classify``; the
+  segmentation and identity are the session's cached ones, shared with test_identity.py).
 * ``test_pair_geometry_*`` (fast): the pair measures on exact phantom geometry.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
@@ -34,15 +34,21 @@ def _phantom_set() -> dict[str, dict]:
     return PHANTOM_SET
 
 
-@functools.cache
-def _case(**kw):
-    from twinsep.phantom.build import make_phantom
-    from twinsep.phantom.spec import PhantomSpec
+@pytest.fixture(scope="module")
+def truth_case(make_phantom_obj):
+    """``truth_case(**spec) -> (phantom, shared)``: a phantom (3 mm unless ``spacing`` is
+    given; the session's cache) and ``measure_shared`` on its truth owner map."""
+    cache: dict[str, object] = {}
 
-    kw.setdefault("spacing", (3.0, 3.0, 3.0))
-    ph = make_phantom(PhantomSpec(**kw))
-    shared = measure_shared(ph.tissues, ph.owner)
-    return ph, shared
+    def get(**kw):
+        kw.setdefault("spacing", 3.0)
+        ph = make_phantom_obj(**kw)
+        key = ph.spec.model_dump_json()
+        if key not in cache:
+            cache[key] = measure_shared(ph.tissues, ph.owner)
+        return ph, cache[key]
+
+    return get
 
 
 def _angle(a, b) -> float:
@@ -83,9 +89,9 @@ CASES = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kw", CASES, ids=[str(sorted(c.items())) for c in CASES])
-def test_classification_matches_truth(kw):
+def test_classification_matches_truth(truth_case, kw):
     """At 3 mm, truth owner map: measured errors <= 5 degrees (long axis angle, rotation)."""
-    ph, shared = _case(**kw)
+    ph, shared = truth_case(**kw)
     c = classify(ph.tissues, ph.owner, shared)
     _check(c, ph)
     plan = {"schema_version": PLAN_SCHEMA_VERSION, "twinsep_version": "0",
@@ -97,35 +103,34 @@ def test_classification_matches_truth(kw):
 
 
 @pytest.mark.parametrize("name", list(_phantom_set()))
-def test_pipeline_classification(make_phantom_obj, name: str) -> None:
+def test_pipeline_classification(make_phantom_obj, make_segmentation, make_identity,
+                                 name: str) -> None:
     """Every phantom kind at 2 mm, measured on the pipeline's own labels (CT alone).
 
     Classification right, long-axis angle and axial rotation within 10 degrees, a shared
     vessel found if and only if the phantom's sinus crosses between the twins. (Measured:
     errors <= 4.8 degrees; ~4 s per kind besides building the phantom.)
     """
-    from twinsep.identify.identity import identify
-    from twinsep.segment import segment_ct
-
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))
-    ph = make_phantom_obj(spacing=tuple(2.0 * f for f in factor), **kw)
-    tissues = segment_ct(ph.ct)
-    owner = identify(tissues).owner
+    kw["spacing"] = tuple(2.0 * f for f in factor)
+    ph = make_phantom_obj(**kw)
+    tissues = make_segmentation(**kw)  # segment_ct(ph.ct)
+    owner = make_identity("ct", **kw).owner  # identify(tissues)
     shared = measure_shared(tissues, owner)
     assert bool(shared.vessels) == bool(ph.truth["shared_vessel"]["crosses"])
     _check(classify(tissues, owner, shared), ph)
 
 
 @pytest.mark.slow
-def test_pipeline_classification_1mm(make_phantom_obj) -> None:
-    """One kind at 1 mm through the pipeline (~15 s with the phantom)."""
-    from twinsep.identify.identity import identify
-    from twinsep.segment import segment_ct
-
-    ph = make_phantom_obj(spacing=(1.0, 1.25, 1.6), fusion="total", oblique=25.0)
-    tissues = segment_ct(ph.ct)
-    owner = identify(tissues).owner
+def test_pipeline_classification_1mm(make_phantom_obj, make_segmentation,
+                                     make_identity) -> None:
+    """One kind at 1 mm through the pipeline (~15 s with the phantom; the segmentation and
+    identity are shared with test_identity.py's ``test_hard_kinds_1mm``)."""
+    kw = {"spacing": (1.0, 1.25, 1.6), "fusion": "total", "oblique": 25.0}
+    ph = make_phantom_obj(**kw)
+    tissues = make_segmentation(**kw)  # segment_ct(ph.ct)
+    owner = make_identity("ct", **kw).owner  # identify(tissues)
     shared = measure_shared(tissues, owner)
     assert bool(shared.vessels) == bool(ph.truth["shared_vessel"]["crosses"])
     _check(classify(tissues, owner, shared), ph)
@@ -178,8 +183,8 @@ def test_pair_geometry_off_centre(rot: float, offset: float) -> None:
 
 
 @pytest.mark.slow
-def test_nasion_landmarks_set_anterior():
-    ph, shared = _case(axial_rotation=90.0)
+def test_nasion_landmarks_set_anterior(truth_case):
+    ph, shared = truth_case(axial_rotation=90.0)
     cents = {}
     for twin, code in (("A", 1), ("B", 2)):
         m = (ph.tissues.array == 4) & (ph.owner.array == code)

@@ -34,42 +34,36 @@ UNIT_SET = {
 
 
 @pytest.mark.parametrize("name", list(UNIT_SET))
-def test_dice_from_tissues(make_phantom_obj, name: str) -> None:
-    from twinsep.identify.identity import identify
-
+def test_dice_from_tissues(make_phantom_obj, make_identity, name: str) -> None:
     ph = make_phantom_obj(**UNIT_SET[name])
-    r = identify(ph.tissues)
+    r = make_identity("tissues", **UNIT_SET[name])
     assert r.conjoined
     assert _dice(r.owner.array, ph, near=False) >= 0.98
     assert _dice(r.owner.array, ph, near=True) >= 0.97
 
 
 @pytest.mark.parametrize("name", ["total", "wavy"])
-def test_dice_from_ct(make_phantom_obj, name: str) -> None:
-    from twinsep.identify.identity import identify
-    from twinsep.segment import segment_ct
-
+def test_dice_from_ct(make_phantom_obj, make_identity, name: str) -> None:
     ph = make_phantom_obj(**UNIT_SET[name])
-    r = identify(segment_ct(ph.ct))
+    r = make_identity("ct", **UNIT_SET[name])  # identify(segment_ct(ph.ct))
     assert _dice(r.owner.array, ph, near=False) >= 0.97
     assert _dice(r.owner.array, ph, near=True) >= 0.95
 
 
-def test_nearest_seed_baseline_is_worse_on_unequal_twins(make_phantom_obj) -> None:
+def test_nearest_seed_baseline_is_worse_on_unequal_twins(make_phantom_obj,
+                                                         make_identity) -> None:
     """The benchmark's point, kept honest: a plain nearest-seed split fails here."""
     from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["unequal"])
-    good = _dice(identify(ph.tissues).owner.array, ph, near=True)
+    good = _dice(make_identity("tissues", **UNIT_SET["unequal"]).owner.array, ph, near=True)
     naive = _dice(identify(ph.tissues, method="nearest").owner.array, ph, near=True)
     assert naive < good - 0.05
 
 
-def test_owner_covers_foreground_on_scan_grid(make_phantom_obj) -> None:
-    from twinsep.identify.identity import identify
-
+def test_owner_covers_foreground_on_scan_grid(make_phantom_obj, make_identity) -> None:
     ph = make_phantom_obj(**UNIT_SET["total"])
-    r = identify(ph.tissues)
+    r = make_identity("tissues", **UNIT_SET["total"])
     own = r.owner.array
     assert own.dtype == np.uint8 and r.owner.same_grid(ph.tissues)
     fg = ph.tissues.array > 0
@@ -77,18 +71,19 @@ def test_owner_covers_foreground_on_scan_grid(make_phantom_obj) -> None:
     assert set(np.unique(own)) == {0, 1, 2}
 
 
-def test_deterministic(make_phantom_obj) -> None:
+def test_deterministic(make_phantom_obj, make_identity) -> None:
+    """A second run gives the same owner map as the session's first one."""
     from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["unequal"])
-    assert np.array_equal(identify(ph.tissues).owner.array, identify(ph.tissues).owner.array)
+    first = make_identity("tissues", **UNIT_SET["unequal"])
+    assert np.array_equal(identify(ph.tissues).owner.array, first.owner.array)
 
 
-def test_ab_rule_first_along_axis_of_largest_difference(make_phantom_obj) -> None:
-    from twinsep.identify.identity import identify
-
+def test_ab_rule_first_along_axis_of_largest_difference(make_phantom_obj,
+                                                         make_identity) -> None:
     ph = make_phantom_obj(**UNIT_SET["total"])
-    r = identify(ph.tissues)
+    r = make_identity("tissues", **UNIT_SET["total"])
     a, b = np.array(r.brain_centroids_mm["A"]), np.array(r.brain_centroids_mm["B"])
     axis = int(np.argmax(np.abs(a - b)))
     assert a[axis] < b[axis]
@@ -111,11 +106,11 @@ def test_ab_rule_follows_flipped_anatomy(make_phantom_obj) -> None:
     assert np.mean(r.owner.array[fg] == swapped[fg]) > 0.98
 
 
-def test_seeds_override_ab_order(make_phantom_obj) -> None:
+def test_seeds_override_ab_order(make_phantom_obj, make_identity) -> None:
     from twinsep.identify.identity import identify
 
     ph = make_phantom_obj(**UNIT_SET["total"])
-    auto = identify(ph.tissues)
+    auto = make_identity("tissues", **UNIT_SET["total"])
     swapped = identify(ph.tissues, seed_a_mm=auto.seed_b_mm, seed_b_mm=auto.seed_a_mm)
     assert swapped.seeds_given
     own, ref = swapped.owner.array, auto.owner.array
@@ -280,19 +275,19 @@ def _phantom_set() -> dict[str, dict]:
     return PHANTOM_SET
 
 
-def _sweep(make_phantom_obj, name: str, spacing: float) -> list[str]:
-    from twinsep.identify.identity import identify
-    from twinsep.segment import segment_ct
-
+def _sweep(make_phantom_obj, make_identity, name: str, spacing: float) -> list[str]:
+    """Dice of ``identify`` on the true tissue map and on ``segment_ct`` of the CT (the
+    session's cached runs, which test_classification.py's pipeline tests share)."""
     kw = dict(_phantom_set()[name])
     factor = kw.pop("spacing_factor", (1.0, 1.0, 1.0))
-    ph = make_phantom_obj(spacing=tuple(spacing * f for f in factor), **kw)
+    kw["spacing"] = tuple(spacing * f for f in factor)
+    ph = make_phantom_obj(**kw)
     failures = []
-    for src, tissues, lo_all, lo_near in (
-        ("tissues", ph.tissues, 0.98, 0.97),
-        ("CT", segment_ct(ph.ct), 0.97, 0.95),
+    for src, source, lo_all, lo_near in (
+        ("tissues", "tissues", 0.98, 0.97),
+        ("CT", "ct", 0.97, 0.95),
     ):
-        own = identify(tissues).owner.array
+        own = make_identity(source, **kw).owner.array
         d_all, d_near = _dice(own, ph, near=False), _dice(own, ph, near=True)
         if d_all < lo_all or d_near < lo_near:
             failures.append(f"{name} {src}: {d_all:.4f} / {d_near:.4f}")
@@ -300,9 +295,9 @@ def _sweep(make_phantom_obj, name: str, spacing: float) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(_phantom_set()))
-def test_every_phantom_kind_2mm(make_phantom_obj, name: str) -> None:
+def test_every_phantom_kind_2mm(make_phantom_obj, make_identity, name: str) -> None:
     """Every kind the generator makes, from the tissue map and from the CT alone."""
-    assert not _sweep(make_phantom_obj, name, 2.0)
+    assert not _sweep(make_phantom_obj, make_identity, name, 2.0)
 
 
 #: The hardest kinds again at 1 mm (building a 1 mm phantom takes ~15 s).
@@ -311,5 +306,5 @@ SLOW_SET = ("wide wavy brain contact", "oblique anisotropic")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW_SET)
-def test_hard_kinds_1mm(make_phantom_obj, name: str) -> None:
-    assert not _sweep(make_phantom_obj, name, 1.0)
+def test_hard_kinds_1mm(make_phantom_obj, make_identity, name: str) -> None:
+    assert not _sweep(make_phantom_obj, make_identity, name, 1.0)

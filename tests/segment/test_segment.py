@@ -43,17 +43,15 @@ MIN_DICE = {Tissue.SCALP: 0.98, Tissue.BONE: 0.98, Tissue.CSF: 0.86, Tissue.BRAI
 
 
 @pytest.fixture(scope="module")
-def seg_total(phantom_total):
-    from twinsep.segment import segment_ct
-
-    return segment_ct(phantom_total.ct)
+def seg_total(make_segmentation):
+    """``segment_ct(phantom_total.ct)`` (the session's, shared with the identify tests)."""
+    return make_segmentation(fusion="total")
 
 
 @pytest.fixture(scope="module")
-def seg_partial(phantom_partial):
-    from twinsep.segment import segment_ct
-
-    return segment_ct(phantom_partial.ct)
+def seg_partial(make_segmentation):
+    """``segment_ct(phantom_partial.ct)`` (the session's)."""
+    return make_segmentation(fusion="partial")
 
 
 @pytest.mark.parametrize("which", ["total", "partial"])
@@ -80,15 +78,14 @@ def test_shared_sinus_found_when_present(phantom_total, seg_total):
     assert (vessel & shared_truth).sum() >= 0.8 * shared_truth.sum()
 
 
-def test_no_vessel_crossing_without_shared_sinus(phantom_partial, seg_partial, make_phantom_obj):
-    from twinsep.segment import segment_ct
-
+def test_no_vessel_crossing_without_shared_sinus(phantom_partial, seg_partial, make_phantom_obj,
+                                                 make_segmentation):
     owner = phantom_partial.owner.array
     assert _bridges(phantom_partial.tissues.array == Tissue.VESSEL, owner) == 0
     assert _bridges(seg_partial.array == Tissue.VESSEL, owner) == 0
     # a total fusion without the circular sinus: brains touch, no vessel may cross
     ph = make_phantom_obj(fusion="total", shared_sinus=False)
-    seg = segment_ct(ph.ct).array
+    seg = make_segmentation(fusion="total", shared_sinus=False).array  # segment_ct(ph.ct)
     assert _bridges(ph.tissues.array == Tissue.VESSEL, ph.owner.array) == 0
     assert _bridges(seg == Tissue.VESSEL, ph.owner.array) == 0
     assert _dice(seg == Tissue.VESSEL, ph.tissues.array == Tissue.VESSEL) >= 0.9
