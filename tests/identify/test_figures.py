@@ -6,7 +6,6 @@ import pytest
 from matplotlib.colors import rgb_to_hsv
 from matplotlib.image import imread
 
-from test_shared import _pair
 from twinsep.identify.figures import junction_figure
 from twinsep.identify.shared import measure_shared
 
@@ -23,8 +22,8 @@ def _hues(png):
 
 
 @pytest.mark.parametrize("euler", [None, (20, 30, 10)], ids=["axis-aligned", "oblique"])
-def test_junction_figure(tmp_path, euler):
-    tissues, owner = _pair((2.0, 2.0, 2.5), euler)
+def test_junction_figure(box_pair, tmp_path, euler):
+    tissues, owner = box_pair((2.0, 2.0, 2.5), euler)
     s = measure_shared(tissues, owner)
     out = junction_figure(None, tissues, owner, tmp_path / "fig" / "junction.png",
                           shared_vessel_mask=s.vessel_mask())
@@ -38,8 +37,8 @@ def test_junction_figure(tmp_path, euler):
     assert again.read_bytes() == out.read_bytes()
 
 
-def test_junction_figure_without_vessels(tmp_path):
-    tissues, owner = _pair((2.0, 2.0, 2.0), vessel="none")
+def test_junction_figure_without_vessels(box_pair, tmp_path):
+    tissues, owner = box_pair((2.0, 2.0, 2.0), vessel="none")
     out = junction_figure(None, tissues, owner, tmp_path / "j.png")
     purple, orange, _red = _hues(out)
     assert purple > 1000 and orange > 1000

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -13,44 +11,13 @@ from twinsep.identify.shared import measure_shared, resolve_owner
 from twinsep.image import Volume
 
 
-def _pair(spacing=(2.0, 2.0, 2.0), euler=None, vessel="crossing", r_mm=4.0):
-    """Box head (100 x 80 x 160 mm), A below z = 0, B above; brains: touching spheres r 30.
-
-    ``vessel``: "crossing" (cylinder along z from -40 to 40 mm at x = y = 20), "apart"
-    (two cylinders, one per twin, 6 mm apart) or "stray" (A-only cylinder with 3 voxels
-    given to B).
-    """
-    d = np.eye(3) if euler is None else Rotation.from_euler("xyz", euler, degrees=True).as_matrix()
-    sp = np.asarray(spacing, float)
-    n = np.ceil(200.0 / sp).astype(int)
-    origin = -d @ (sp * (n - 1) / 2)
-    vol = Volume(np.zeros(n[::-1], np.uint8), tuple(origin), tuple(sp), tuple(d.ravel()))
-    x, y, z = vol.index_to_world(np.indices(vol.shape).reshape(3, -1).T).T
-    t = np.zeros(x.size, np.uint8)
-    head = (np.abs(x) < 50) & (np.abs(y) < 40) & (np.abs(z) < 80)
-    t[head] = 1
-    t[(x**2 + y**2 + (z + 30) ** 2 < 900) | (x**2 + y**2 + (z - 30) ** 2 < 900)] = 4
-    tube = (x - 20) ** 2 + (y - 20) ** 2 < r_mm**2
-    if vessel == "crossing":
-        t[tube & (np.abs(z) < 40)] = 5
-    elif vessel == "apart":
-        t[tube & (z > -40) & (z < -3)] = 5
-        t[tube & (z > 3) & (z < 40)] = 5
-    o = np.where(head, np.where(z < 0, 1, 2), 0).astype(np.uint8)
-    if vessel == "stray":
-        t[tube & (z > -40) & (z < -1)] = 5
-        stray = np.flatnonzero(tube & (z > -40) & (z < -1))[:3]
-        o[stray] = 2
-    return vol.with_array(t.reshape(vol.shape)), vol.with_array(o.reshape(vol.shape))
-
-
 @pytest.mark.parametrize(
     ("spacing", "euler"),
     [((2.0, 2.0, 2.0), None), ((1.5, 2.0, 3.0), (20, 30, 10))],
     ids=["iso2mm", "oblique-aniso"],
 )
-def test_crossing_vessel_measured(spacing, euler):
-    tissues, owner = _pair(spacing, euler)
+def test_crossing_vessel_measured(box_pair, spacing, euler):
+    tissues, owner = box_pair(spacing, euler)
     s = measure_shared(tissues, owner)
     assert len(s.vessels) == 1
     v = s.vessels[0]
@@ -73,15 +40,15 @@ def test_crossing_vessel_measured(spacing, euler):
 
 
 @pytest.mark.parametrize("vessel", ["apart", "stray", "none"])
-def test_no_shared_vessel(vessel):
-    tissues, owner = _pair(vessel=vessel)
+def test_no_shared_vessel(box_pair, vessel):
+    tissues, owner = box_pair(vessel=vessel)
     s = measure_shared(tissues, owner)
     assert s.vessels == []
     assert s.to_plan()["vessels"] == []
 
 
-def test_brain_gap_measured():
-    tissues, owner = _pair()
+def test_brain_gap_measured(box_pair):
+    tissues, owner = box_pair()
     t = tissues.array.copy()
     _, _, z = tissues.index_to_world(np.indices(t.shape).reshape(3, -1).T).T
     brain = (t.ravel() == 4) & (np.abs(z) < 5)  # 10 mm gap: slab |z| < 5 mm is CSF
@@ -131,8 +98,8 @@ def test_true_contact_kept_with_the_scan():
     assert with_scan == pytest.approx(labels_only, rel=0.1)
 
 
-def test_ambiguous_owner_resolved_to_nearest():
-    tissues, owner = _pair(vessel="none")
+def test_ambiguous_owner_resolved_to_nearest(box_pair):
+    tissues, owner = box_pair(vessel="none")
     o = owner.array.copy()
     _, _, z = tissues.index_to_world(np.indices(o.shape).reshape(3, -1).T).T
     amb = (np.abs(z) < 6).reshape(o.shape) & (o > 0)
@@ -142,8 +109,8 @@ def test_ambiguous_owner_resolved_to_nearest():
     assert np.array_equal(res, owner.array)
 
 
-def test_to_plan_validates():
-    tissues, owner = _pair()
+def test_to_plan_validates(box_pair):
+    tissues, owner = box_pair()
     plan = {"schema_version": PLAN_SCHEMA_VERSION, "twinsep_version": "0",
             "shared": measure_shared(tissues, owner).to_plan()}
     validate_plan(plan)
@@ -152,15 +119,6 @@ def test_to_plan_validates():
 
 
 # --- phantoms --------------------------------------------------------------------------
-@functools.cache
-def _phantom(**kw):
-    from twinsep.phantom.build import make_phantom
-    from twinsep.phantom.spec import PhantomSpec
-
-    kw.setdefault("spacing", (3.0, 3.0, 3.0))
-    return make_phantom(PhantomSpec(**kw))
-
-
 #: Junction area against the analytic truth (projected marching-cubes area; measured
 #: -1.2 to +2.6 % at 2-3 mm on the truth owner map; the staircase area was +6 to +10 %).
 JUNCTION_REL = 0.03
@@ -186,8 +144,8 @@ def _check_areas(s, truth, junction_rel=JUNCTION_REL) -> None:
      {"spacing": (2.0, 2.5, 3.0), "oblique": 25.0, "seed": 3}],
     ids=["total", "partial", "partial-sinus", "oblique-aniso"],
 )
-def test_phantom_shared(kw):
-    ph = _phantom(**kw)
+def test_phantom_shared(make_phantom_obj, kw):
+    ph = make_phantom_obj(**{"spacing": 3.0, **kw})  # 3 mm unless given
     truth = ph.truth
     s = measure_shared(ph.tissues, ph.owner)
     assert bool(s.vessels) == bool(truth["shared_vessel"]["crosses"])
@@ -230,8 +188,8 @@ def test_junction_area_wavy_2mm(make_phantom_obj):
 
 
 @pytest.mark.parametrize("euler", [None, (20, 30, 10), (0, 45, 0)], ids=["axes", "oblique", "45"])
-def test_junction_area_grid_independent(euler):
+def test_junction_area_grid_independent(box_pair, euler):
     """A flat interface has the same area whatever its angle to the grid."""
-    tissues, owner = _pair((2.0, 2.0, 2.0), euler, vessel="none")
+    tissues, owner = box_pair((2.0, 2.0, 2.0), euler, vessel="none")
     s = measure_shared(tissues, owner)
     assert s.junction_area_cm2 == pytest.approx(80.0, rel=0.02)
