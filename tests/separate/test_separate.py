@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 from dataclasses import replace
@@ -24,14 +23,7 @@ from twinsep.separate.risk import RiskModel
 SPACING = 3.0  # mm; small phantoms keep the suite fast
 
 
-# --- phantoms --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4)
-def _phantom(**kw):
-    from twinsep.phantom import PhantomSpec, make_phantom
-
-    return make_phantom(PhantomSpec(spacing=(SPACING, SPACING, SPACING), **kw))
-
-
+# --- phantoms (the session's cache, see conftest.py) ----------------------------------
 def _phantom_kw(kind: str) -> dict:
     return {
         "sinus": {},
@@ -41,10 +33,19 @@ def _phantom_kw(kind: str) -> dict:
     }[kind]
 
 
-@functools.lru_cache(maxsize=4)
-def _separated(kind: str):
-    ph = _phantom(**_phantom_kw(kind))
-    return ph, separate(ph.tissues, ph.owner)
+@pytest.fixture(scope="module")
+def separated(make_phantom_obj):
+    """``separated(kind) -> (phantom, Separation)``: a 3 mm phantom of that kind and
+    ``separate`` on its truth owner map, once per kind."""
+    cache: dict[str, tuple] = {}
+
+    def get(kind: str):
+        if kind not in cache:
+            ph = make_phantom_obj(spacing=SPACING, **_phantom_kw(kind))
+            cache[kind] = (ph, separate(ph.tissues, ph.owner))
+        return cache[kind]
+
+    return get
 
 
 def _true_interface_distance(ph) -> np.ndarray:
@@ -262,8 +263,8 @@ def test_staging_cap_and_fixed_count():
 
 # --- phantoms: accuracy against the truth ----------------------------------------------
 @pytest.mark.parametrize("kind", ["sinus", "nosinus", "partial", "oblique"])
-def test_cut_lies_on_the_true_interface(kind):
-    ph, sep = _separated(kind)
+def test_cut_lies_on_the_true_interface(separated, kind):
+    ph, sep = separated(kind)
     dist = _true_interface_distance(ph)
     d = np.concatenate([np.minimum(dist[lo], dist[hi]) for _, lo, hi in cut_faces(sep.owner)])
     assert d.size > 0
@@ -277,8 +278,8 @@ def test_cut_lies_on_the_true_interface(kind):
     assert area == pytest.approx(ph.truth["junction_area_cm2"], rel=0.25)
 
 
-def test_shared_sinus_crossed_where_expected():
-    ph, sep = _separated("sinus")
+def test_shared_sinus_crossed_where_expected(separated):
+    ph, sep = separated("sinus")
     truth = ph.truth["shared_vessel"]
     cx = sep.summary["crossing_vessels"]
     assert truth["crosses"] and len(cx) == len(truth["crossings"])
@@ -291,28 +292,29 @@ def test_shared_sinus_crossed_where_expected():
         assert c["kept_by"] in ("A", "B")
 
 
-def test_nothing_crossed_without_shared_vessel():
-    _, sep = _separated("nosinus")
+def test_nothing_crossed_without_shared_vessel(separated):
+    _, sep = separated("nosinus")
     assert sep.summary["crossing_vessels"] == []
     assert sep.summary["cut_area_cm2"]["vessel"] == 0.0
     assert len(sep.summary["staging"]["stages"]) == 1
 
 
-def test_no_brain_cut_where_brains_do_not_touch():
-    ph, sep = _separated("partial")
+def test_no_brain_cut_where_brains_do_not_touch(separated):
+    ph, sep = separated("partial")
     assert ph.truth["brain_min_distance_mm"] > 0
     assert sep.summary["cut_area_cm2"]["brain"] == 0.0
 
 
-def test_alternatives_keep_the_sinus_whole():
+def test_alternatives_keep_the_sinus_whole(separated):
     from twinsep.separate.alternatives import shared_sinus, sinus_constraints
-    from twinsep.separate.core import _fill_owner
+    from twinsep.separate.graphcut import fill_unowned
     from twinsep.separate.metrics import vessel_components
 
-    ph, sep = _separated("sinus")
+    ph, sep = separated("sinus")
     tis = ph.tissues.array
     vlab = vessel_components(tis)
-    own0 = _fill_owner(ph.owner.array, tis > 0)
+    # the owner map separate starts from: ambiguous (3) and unowned tissue to the nearest twin
+    own0 = fill_unowned(ph.owner.array, tis > 0)
     comp = shared_sinus(vlab, own0)
     assert comp is not None
     rows = {r["key"]: r for r in sep.summary["alternatives"]}
@@ -336,10 +338,10 @@ def _case(tmp_path, ph):
     return case
 
 
-def test_cli_separate_writes_results_deterministically(tmp_path):
+def test_cli_separate_writes_results_deterministically(make_phantom_obj, tmp_path):
     from twinsep.cli import main
 
-    ph = _phantom()
+    ph = make_phantom_obj(spacing=SPACING)
     case = _case(tmp_path, ph)
     c = ph.truth["brain_centroids_mm"]
     mid = [(a + b) / 2 for a, b in zip(c["A"], c["B"], strict=True)]
@@ -369,20 +371,20 @@ def test_cli_separate_writes_results_deterministically(tmp_path):
     assert json.loads(case.plan.read_text())["separation"]["chosen"] == "plane"
 
 
-def test_cli_bad_input(tmp_path):
+def test_cli_bad_input(make_phantom_obj, tmp_path):
     from twinsep.cli import main
 
     assert main(["separate", str(tmp_path / "nope")]) == 2
-    case = _case(tmp_path, _phantom())
+    case = _case(tmp_path, make_phantom_obj(spacing=SPACING))
     assert main(["separate", str(case.root), "--choose", "zzz"]) == 2
     assert main(["separate", str(case.root), "--plane", "1,2,3"]) == 2
     assert main(["separate", str(case.root), "--choose", "plane"]) == 2
 
 
-def test_cli_bad_risk_file_is_one_line_exit_2(tmp_path, capsys):
+def test_cli_bad_risk_file_is_one_line_exit_2(make_phantom_obj, tmp_path, capsys):
     from twinsep.cli import main
 
-    case = _case(tmp_path, _phantom())
+    case = _case(tmp_path, make_phantom_obj(spacing=SPACING))
     bad = tmp_path / "bad.yaml"
     for text, message in [
         (_COSTS.replace("dura:", "durra:"), "setting tissue_cost_per_mm2.durra: unknown tissue"),
@@ -532,13 +534,6 @@ def test_division_site_divides_a_vessel_at_the_interface():
 
 
 # --- phantoms at 2 mm and 1 mm: the crossings against the truth ------------------------
-@functools.lru_cache(maxsize=3)
-def _phantom_sp(spacing: float, kind: str):
-    from twinsep.phantom import PhantomSpec, make_phantom
-
-    return make_phantom(PhantomSpec(spacing=(spacing,) * 3, **_phantom_kw(kind)))
-
-
 def _labelled_section(ph, world: np.ndarray) -> float | None:
     """Reference cross-section (mm2) of the labelled vessel at a truth crossing: the
     vessel voxels (nearest-voxel lookup on a 0.05 mm grid) in planes perpendicular to the
@@ -579,8 +574,9 @@ def _labelled_section(ph, world: np.ndarray) -> float | None:
     return None
 
 
-def _check_crossings(spacing: float, kind: str) -> list[tuple[float, float, float, float]]:
-    ph = _phantom_sp(spacing, kind)
+def _check_crossings(make_phantom_obj, spacing: float,
+                     kind: str) -> list[tuple[float, float, float, float]]:
+    ph = make_phantom_obj(spacing=spacing, **_phantom_kw(kind))
     sep = separate(ph.tissues, ph.owner, alternatives=False)
     cx = sep.summary["crossing_vessels"]
     truth = [t for t in ph.truth["shared_vessel"]["crossings"]]
@@ -605,13 +601,13 @@ def _check_crossings(spacing: float, kind: str) -> list[tuple[float, float, floa
 
 
 @pytest.mark.parametrize("kind", ["sinus", "nosinus", "oblique"])
-def test_crossings_match_the_truth_at_2mm(kind):
-    got = _check_crossings(2.0, kind)
+def test_crossings_match_the_truth_at_2mm(make_phantom_obj, kind):
+    got = _check_crossings(make_phantom_obj, 2.0, kind)
     assert len(got) == {"sinus": 2, "nosinus": 0, "oblique": 1}[kind]
 
 
 @pytest.mark.slow
-def test_crossings_match_the_truth_at_1mm():
-    got = _check_crossings(1.0, "sinus")
+def test_crossings_match_the_truth_at_1mm(make_phantom_obj):
+    got = _check_crossings(make_phantom_obj, 1.0, "sinus")
     assert len(got) == 2
     assert max(g[0] for g in got) <= 1.5
