@@ -363,8 +363,19 @@ def _first_hit(tri: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np
     return origin + t[hit].min() * direction
 
 
+@pytest.fixture(scope="module")
+def phantom_page(browser, phantom_viewer_case):
+    """The phantom case's viewer opened once (as a file) for the tests on it: loading the
+    17 MB page takes ~8 s. Each test leaves it as it found it (joined stage, no
+    measurement, measure mode off)."""
+    page = Page(browser, (phantom_viewer_case / "viewer" / "index.html").resolve().as_uri())
+    page.opening_stage = page.js("window.twinsep.getStage()")
+    yield page
+    page.close()
+
+
 @needs_chromium
-def test_distance_tool_on_the_craniopagus_phantom(browser, phantom_viewer_case):
+def test_distance_tool_on_the_craniopagus_phantom(phantom_page, phantom_viewer_case):
     """Click each twin's scalp where a ray from the front first meets it (found in Python on
     the phantom's own STL meshes): the tool reports their distance within 1 mm."""
     import trimesh
@@ -381,11 +392,12 @@ def test_distance_tool_on_the_craniopagus_phantom(browser, phantom_viewer_case):
     expected = float(np.linalg.norm(targets[1] - targets[0]))
     assert expected > 50.0  # two heads, well apart
 
-    page = Page(browser, (phantom_viewer_case / "viewer" / "index.html").resolve().as_uri())
+    page = phantom_page
+    assert not page.errors
+    assert page.js("window.twinsep.getStage()") == "joined"
+    page.js("window.twinsep.resetView()")
+    page.page.locator("#measure-toggle").click()
     try:
-        assert not page.errors
-        page.js("window.twinsep.resetView()")
-        page.page.locator("#measure-toggle").click()
         for p in targets:
             xy = page.js("p => window.twinsep.project(p)", p.tolist())
             page.page.mouse.click(xy["x"], xy["y"])
@@ -395,8 +407,11 @@ def test_distance_tool_on_the_craniopagus_phantom(browser, phantom_viewer_case):
         assert np.linalg.norm(picked - np.array(targets), axis=1).max() < 1.0
         r, o = purple_orange(page.pixels())
         assert r > 2000 and o > 2000
-    finally:
-        page.close()
+    finally:  # leave the shared page as it was: measure mode off, no points
+        page.page.locator("#measure-toggle").click()
+        page.page.locator("#measure-clear").click()
+        page.js("window.twinsep.resetView()")
+    assert page.js("window.twinsep.points_mm") == []
 
 
 SEPARATED = ("head", "skull", "implant", "wound", "expander-1")
@@ -435,13 +450,15 @@ def test_separated_layers_in_the_model(phantom_viewer_case, validate_glb):
 
 
 @needs_chromium
-def test_separated_view_on_the_craniopagus_phantom(browser, phantom_viewer_case):
+def test_separated_view_on_the_craniopagus_phantom(phantom_page):
     """The viewer opens on the joined twins; 'Separated' shows each child apart with its
     implant (light blue) and expanders (pale green), and nothing of the joined scan."""
-    page = Page(browser, (phantom_viewer_case / "viewer" / "index.html").resolve().as_uri())
+    page = phantom_page
+    page.js("window.twinsep.resetView()")
     try:
         assert not page.errors
         assert page.js("window.twinsep.stages()") == ["joined", "separated"]
+        assert page.opening_stage == "joined"
         assert page.js("window.twinsep.getStage()") == "joined"
         assert page.page.locator("#stage-panel").is_visible()
 
@@ -471,5 +488,5 @@ def test_separated_view_on_the_craniopagus_phantom(browser, phantom_viewer_case)
         page.js("window.twinsep.setStage('joined')")
         assert not any(v for n, v in shown().items() if n.startswith("separated/"))
         assert not page.errors
-    finally:
-        page.close()
+    finally:  # leave the shared page on the joined stage
+        page.js("window.twinsep.setStage('joined')")
