@@ -16,9 +16,9 @@ AGE = 12.0  # months; the base phantom stands for 6 months
 def _case(tmp: Path, phantom_dir: Path, name: str, *, swap: bool = False) -> Path:
     """A case folder from a phantom: its CT ingested, its true labels as the case's labels."""
     from twinsep.casefolder import Case
-    from twinsep.identify.shared import resolve_owner
     from twinsep.image import Volume
     from twinsep.ingest.read import ingest
+    from twinsep.labels import resolve_owner
 
     out = tmp / name
     ingest(phantom_dir / "ct.nii.gz", out)

@@ -257,7 +257,7 @@ def _merge(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_mesh_measures_and_closedness():
-    from twinsep.models.surfaces import is_closed, signed_volume, surface_area
+    from twinsep.mesh import is_closed, signed_volume, surface_area
 
     v, f = _box_mesh(size=2.0)
     assert is_closed(v, f)
@@ -278,7 +278,7 @@ def test_mesh_measures_and_closedness():
 def test_decimation_defects_are_closed_again():
     """A pillow glued onto an edge is dropped; two solids pinched along an edge are split
     there and moved apart."""
-    from twinsep.models.surfaces import UNPINCH_MM, drop_pillows, is_closed, unpinch
+    from twinsep.mesh import UNPINCH_MM, drop_pillows, is_closed, unpinch
 
     v, f = _box_mesh()
     a, b = f[0][:2]
@@ -301,7 +301,7 @@ def test_decimation_defects_are_closed_again():
 def test_taubin_matches_trimesh():
     import trimesh
 
-    from twinsep.models.surfaces import taubin
+    from twinsep.mesh import taubin
 
     m = trimesh.creation.icosphere(subdivisions=3)
     m.vertices += np.random.default_rng(0).normal(0, 0.02, m.vertices.shape)
@@ -327,13 +327,13 @@ def test_thin_mask_morphology_matches_edt(spacing, monkeypatch):
 
 
 def test_coarse_field_blocks_align_to_the_grid():
-    from twinsep.models.surfaces import coarse_field
+    from twinsep.mesh import occupancy_field
 
     full = np.zeros((12, 12, 12), bool)
     full[3:9, 2:7, 5:11] = True
     crop = full[3:9, 2:7, 5:11]
-    a, off_a, step = coarse_field(full, (0, 0, 0), (2, 2, 2))
-    b, off_b, _ = coarse_field(crop, (3, 2, 5), (2, 2, 2))
+    a, off_a, step = occupancy_field(full, (0, 0, 0), (2, 2, 2))
+    b, off_b, _ = occupancy_field(crop, (3, 2, 5), (2, 2, 2))
     # the same blocks: the crop's field is a window of the full one
     d = ((off_b - off_a) / step).astype(int)
     np.testing.assert_array_equal(b[1:-1, 1:-1, 1:-1],

@@ -234,9 +234,10 @@ def test_implant_closes_skull_and_spares_brain(simulated, fusion: str, spacing: 
     ph, sec, out, _ = simulated(fusion, spacing)
     import trimesh
 
-    from twinsep.simulate.core import resolve_owner
+    from twinsep.labels import resolve_owner
+    from twinsep.simulate.core import OWNER_SEARCH_MM
 
-    own = resolve_owner(ph.tissues.array, ph.owner.array, ph.tissues.spacing_kji)
+    own = resolve_owner(ph.tissues, ph.owner, search_mm=OWNER_SEARCH_MM)
     for name in "AB":
         cr = sec["cranium"]["twins"][name]
         assert cr["closure"]["closed"]
@@ -274,14 +275,15 @@ def test_no_hole_at_1mm(make_phantom_obj, fusion: str) -> None:
     (small heads, to stay fast)."""
     from scipy import ndimage as ndi
 
+    from twinsep.labels import resolve_owner
     from twinsep.simulate import cranium as cr
-    from twinsep.simulate.core import resolve_owner, simulate_arrays
+    from twinsep.simulate.core import OWNER_SEARCH_MM, simulate_arrays
 
     ph = make_phantom_obj(fusion=fusion, spacing=1.0, scale_a=0.45, scale_b=0.45, noise=0.0,
                           blur=0.0)
     sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG))
     tis = ph.tissues.array
-    own = resolve_owner(tis, ph.owner.array, ph.tissues.spacing_kji)
+    own = resolve_owner(ph.tissues, ph.owner, search_mm=OWNER_SEARCH_MM)
     for name, code in (("A", 1), ("B", 2)):
         c = sec["cranium"]["twins"][name]
         assert c["closure"]["closed"] and c["closure"]["smallest_detectable_hole_mm"] == 1.0
@@ -325,13 +327,14 @@ def test_cli_simulate_writes_plan(tmp_path: Path, make_phantom_obj) -> None:
     import json
 
     from twinsep.cli import main
-    from twinsep.simulate.core import resolve_owner
+    from twinsep.labels import resolve_owner
+    from twinsep.simulate.core import OWNER_SEARCH_MM
 
     ph = make_phantom_obj(fusion="total", spacing=3.0)
     case = tmp_path / "case"
     (case / "labels").mkdir(parents=True)
     ph.tissues.write(case / "labels" / "tissues.nii.gz")
-    own = resolve_owner(ph.tissues.array, ph.owner.array, ph.tissues.spacing_kji)
+    own = resolve_owner(ph.tissues, ph.owner, search_mm=OWNER_SEARCH_MM)
     ph.owner.with_array(own).write(case / "labels" / "twins.nii.gz")
     assert main(["simulate", str(case), "--catalog", str(CATALOG)]) == 0
     first = (case / "plan.json").read_bytes()

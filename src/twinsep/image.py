@@ -200,6 +200,73 @@ def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice,
     return tuple(out)
 
 
+def crop(vol: Volume, box: tuple[slice, ...], array: np.ndarray | None = None) -> Volume:
+    """The sub-grid ``box`` (array-order slices with starts, as from :func:`bounding_box`) of
+    ``vol``: same spacing and direction, origin at the box's first voxel; its array is
+    ``array`` (already cut to the box) or ``vol.array[box]``."""
+    start = np.array([s.start for s in box], dtype=float)
+    origin = vol.index_to_world(start)
+    return Volume(vol.array[box] if array is None else array, tuple(origin), vol.spacing,
+                  vol.direction)
+
+
+# --- blocks ----------------------------------------------------------------------------
+def block_parts(a: np.ndarray, f: Sequence[int], fill=0) -> list[np.ndarray]:
+    """The ``f[0] f[1] f[2]`` strided sub-grids of ``a`` padded with ``fill`` to whole
+    blocks: element ``[K, J, I]`` of each is one voxel of block ``(K, J, I)``."""
+    pad = [(0, (-n) % b) for n, b in zip(a.shape, f, strict=True)]
+    if any(p for _, p in pad):
+        a = np.pad(a, pad, constant_values=fill)
+    return [a[x:: f[0], y:: f[1], z:: f[2]]
+            for x in range(f[0]) for y in range(f[1]) for z in range(f[2])]
+
+
+def block_reduce(a: np.ndarray, f: Sequence[int], how: str, *, fill=0, dtype=None
+                 ) -> np.ndarray:
+    """Reduce ``a`` over blocks of ``f = (fk, fj, fi)`` voxels (the last blocks padded with
+    ``fill``).
+
+    ``how``: ``"any"`` (bool), ``"count"`` (true voxels, int32), ``"max"`` (dtype of ``a``),
+    ``"sum"`` (in ``dtype``, float32 by default) or ``"mean"`` (the sum over the whole block
+    size, padding included). Sums are accumulated block part by block part, in the order of
+    :func:`block_parts`. With ``f == (1, 1, 1)`` the result is ``a`` itself for ``"max"``,
+    for ``"any"`` of a bool array and for ``"mean"`` of an array of ``dtype``; else a
+    converted copy.
+    """
+    f = tuple(int(x) for x in f)
+    if how == "count":
+        how, dtype, a = "sum", np.int32, np.asarray(a, bool)
+    if how == "any":
+        a = np.asarray(a, bool)
+        if f == (1, 1, 1):
+            return a
+        parts = block_parts(a, f, False)
+        out = parts[0].copy()
+        for p in parts[1:]:
+            out |= p
+        return out
+    if how == "max":
+        if f == (1, 1, 1):
+            return a
+        parts = block_parts(a, f, fill)
+        out = parts[0].copy()
+        for p in parts[1:]:
+            np.maximum(out, p, out=out)
+        return out
+    if how not in ("sum", "mean"):
+        raise ValueError(f"block_reduce: unknown reduction {how!r}")
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if how == "mean" and f == (1, 1, 1):
+        return np.asarray(a, dt)
+    parts = block_parts(a, f, fill)
+    out = parts[0].astype(dt)
+    for p in parts[1:]:
+        out += p
+    if how == "mean":
+        out /= dt.type(f[0] * f[1] * f[2])
+    return out
+
+
 def border_labels(lab: np.ndarray, n: int) -> np.ndarray:
     """Which of the labels ``0..n`` of ``lab`` (from :func:`scipy.ndimage.label`) touch the
     array's border: a boolean array of length ``n + 1`` (entry 0 as found)."""

@@ -8,11 +8,19 @@ Owner codes (``labels/twins.nii.gz`` uses 0, 1, 2; the phantom's ``owner.nii.gz`
 also uses 3 for the ambiguous zone within about 3 mm of the true interface)::
 
     0 background, 1 twin A (purple), 2 twin B (orange), 3 ambiguous
+
+:func:`resolve_owner` gives every head voxel marked 0 or 3 to the nearest twin.
 """
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
+
+import numpy as np
+
+from twinsep.errors import InputError
+from twinsep.image import Volume, bounding_box
 
 
 class Tissue(IntEnum):
@@ -53,3 +61,45 @@ TWIN_COLOURS: dict[str, tuple[int, int, int]] = {
 
 #: Colour name per twin, as used in the operating room.
 TWIN_COLOUR_NAMES: dict[str, str] = {"A": "purple", "B": "orange"}
+
+
+def resolve_owner(tissues: Volume, owner: Volume, *, search_mm: float | None = None
+                  ) -> np.ndarray:
+    """Owner codes 0/1/2: 0 outside the head (``tissues == 0``); inside it 1 (A) or 2 (B),
+    voxels marked 0 or 3 taking the code of the nearest voxel of twin A or B (world mm).
+
+    ``search_mm``: look for those nearest voxels first in the box of the unresolved voxels
+    grown by ``search_mm`` (the answer is exact when every one lies nearer than that), and
+    on the whole grid only otherwise; None: the whole grid at once.
+
+    Raises
+    ------
+    InputError
+        Head voxels to resolve, and no voxel of twin A or B.
+    """
+    from scipy import ndimage as ndi
+
+    t = np.asarray(tissues.array)
+    o = np.asarray(owner.array).astype(np.int16)
+    head = t > 0
+    known = head & ((o == Owner.A) | (o == Owner.B))
+    out = np.where(known, o, 0).astype(np.uint8)
+    todo = head & ~known
+    if not todo.any():
+        return out
+    if not known.any():
+        raise InputError("the owner map gives no voxel to twin A or twin B")
+    sampling = tissues.spacing_kji
+    if search_mm is not None:
+        box = bounding_box(todo, [math.ceil(search_mm / s) + 1 for s in sampling])
+        sub_known, sub_todo = known[box], todo[box]
+        if sub_known.any():
+            d, idx = ndi.distance_transform_edt(~sub_known, sampling=sampling,
+                                                return_indices=True)
+            if d[sub_todo].max() < search_mm:
+                sub = out[box]
+                sub[sub_todo] = sub[tuple(i[sub_todo] for i in idx)]
+                return out
+    _, idx = ndi.distance_transform_edt(~known, sampling=sampling, return_indices=True)
+    out[todo] = out[tuple(i[todo] for i in idx)]
+    return out

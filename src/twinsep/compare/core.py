@@ -44,8 +44,8 @@ import numpy as np
 
 from twinsep.casefolder import Case
 from twinsep.errors import InputError
-from twinsep.image import Volume
-from twinsep.labels import Owner, Tissue
+from twinsep.image import Volume, bounding_box
+from twinsep.labels import Owner, Tissue, resolve_owner
 from twinsep.progress import Progress
 
 #: Days per month used to turn study dates into months.
@@ -83,7 +83,7 @@ class CaseData:
     def vessel_mask(self) -> np.ndarray:
         """Boolean mask of the shared vessels (array order), computed on first use."""
         if self._vessel_mask is None:
-            from twinsep.identify.shared import resolve_owner, shared_vessels
+            from twinsep.identify.shared import shared_vessels
 
             own = resolve_owner(self.tissues, self.owner)
             _, mask = shared_vessels(self.tissues, own)
@@ -120,8 +120,6 @@ def junction_area_smooth_cm2(tissues: Volume, owner: Volume) -> float:
     from scipy import ndimage as ndi
     from skimage.measure import marching_cubes
 
-    from twinsep.identify.shared import resolve_owner
-
     own = resolve_owner(tissues, owner)
     a, b = own == Owner.A, own == Owner.B
     if not a.any() or not b.any():
@@ -129,10 +127,7 @@ def junction_area_smooth_cm2(tissues: Volume, owner: Volume) -> float:
     near = ndi.binary_dilation(a, iterations=3) & ndi.binary_dilation(b, iterations=3)
     if not near.any():
         return 0.0
-    idx = np.argwhere(near)
-    lo = np.maximum(idx.min(0) - 6, 0)
-    hi = np.minimum(idx.max(0) + 7, own.shape)
-    box = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi, strict=True))
+    box = bounding_box(near, 6)
     sp = tissues.spacing_kji
     field = (ndi.distance_transform_edt(~b[box], sampling=sp)
              - ndi.distance_transform_edt(~a[box], sampling=sp)).astype(np.float32)

@@ -1,6 +1,8 @@
 """STL and 3MF files of triangle meshes (millimetres).
 
-STL: binary, one mesh per file, in the coordinates given (twinsep writes world LPS mm).
+STL: binary, one mesh per file, in the coordinates given (twinsep writes world LPS mm, or
+frames with LPS axes: the separated twins, the doll); the 80-byte header starts with
+``SPACE=LPS``, which 3D Slicer reads to take the coordinates as LPS (:data:`STL_SPACE`).
 3MF: one object per solid, each with its colour in a ``basematerials`` group (sRGB
 ``displaycolor``), unit millimetre; what a multi-colour printer's slicer reads.
 """
@@ -36,8 +38,13 @@ _RELS = (
 )
 
 
+#: The start of every STL header: 3D Slicer reads the coordinate system from it.
+STL_SPACE = "SPACE=LPS"
+
+
 def stl_bytes(vertices: np.ndarray, faces: np.ndarray, header: str = "twinsep") -> bytes:
-    """Binary STL of a triangle mesh (float32 coordinates, facet normals computed)."""
+    """Binary STL of a triangle mesh (float32 coordinates, facet normals computed); the
+    header is ``SPACE=LPS`` and ``header`` (cut to 80 bytes)."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     tri = v[f]
@@ -47,12 +54,16 @@ def stl_bytes(vertices: np.ndarray, faces: np.ndarray, header: str = "twinsep") 
     rec = np.zeros(len(f), dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
     rec["n"] = n
     rec["v"] = tri
-    head = header.encode("ascii", "replace")[:80].ljust(80, b" ")
+    text = header if header.startswith(STL_SPACE) else f"{STL_SPACE} {header}"
+    head = text.encode("ascii", "replace")[:80].ljust(80, b" ")
     return head + np.uint32(len(f)).tobytes() + rec.tobytes()
 
 
-def write_stl(path: Path, mesh, header: str = "twinsep, world LPS mm") -> None:
-    """Write a trimesh mesh as binary STL, atomically."""
+def write_stl(path: Path, mesh, header: str | None = None) -> None:
+    """Write a mesh (:class:`twinsep.mesh.Mesh` or anything with ``vertices`` and ``faces``)
+    as binary STL, atomically; the header names the mesh's frame unless given."""
+    if header is None:
+        header = f"twinsep, {getattr(mesh, 'frame', 'world LPS mm')}"
     write_text_atomic(Path(path), stl_bytes(mesh.vertices, mesh.faces, header))
 
 

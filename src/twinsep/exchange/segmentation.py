@@ -22,7 +22,7 @@ import numpy as np
 
 from twinsep.casefolder import write_text_atomic
 from twinsep.errors import InputError
-from twinsep.image import Volume
+from twinsep.image import Volume, bounding_box
 
 #: SNOMED CT codes per tissue: (code, meaning) of the segmented property type.
 TISSUE_CODES: dict[str, tuple[str, str]] = {
@@ -65,15 +65,12 @@ def _vec(v) -> str:
 
 def _extent(mask: np.ndarray) -> str:
     """Slicer extent ``i0 i1 j0 j1 k0 k1`` (inclusive) of a mask in array order [k,j,i]."""
-    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
-           for ax in (2, 1, 0)]
-    if any(ix.size == 0 for ix in idx):
-        return "0 -1 0 -1 0 -1"
-    return " ".join(f"{ix[0]} {ix[-1]}" for ix in idx)
+    return _box_extent(bounding_box(mask))
 
 
 def _box_extent(box: tuple[slice, ...] | None) -> str:
-    """:func:`_extent` from a bounding box (array order) of ``ndimage.find_objects``."""
+    """:func:`_extent` from a bounding box (array order, as from ``ndimage.find_objects``
+    or :func:`twinsep.image.bounding_box`)."""
     if box is None:
         return "0 -1 0 -1 0 -1"
     return " ".join(f"{b.start} {b.stop - 1}" for b in box[::-1])

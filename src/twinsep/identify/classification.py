@@ -62,9 +62,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from twinsep.errors import InputError
-from twinsep.identify.shared import SharedAnatomy, resolve_owner
-from twinsep.image import Volume
-from twinsep.labels import Owner, Tissue
+from twinsep.identify.shared import SharedAnatomy
+from twinsep.image import Volume, bounding_box, crop
+from twinsep.labels import Owner, Tissue, resolve_owner
 
 #: Stone & Goodrich thresholds (degrees).
 ANGULAR_BELOW_DEG = 140.0
@@ -412,16 +412,6 @@ def pair_geometry(a: TwinOrientation, b: TwinOrientation) -> PairGeometry:
                         axial_rotation_deg=rot, long_axes_angle_deg=plain)
 
 
-def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Bounding box of a non-empty mask, ``margin`` voxels wider."""
-    out = []
-    for ax in range(mask.ndim):
-        nz = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
-        out.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin + 1,
-                                                           mask.shape[ax])))
-    return tuple(out)
-
-
 def classify(tissues: Volume, owner: Volume, shared: SharedAnatomy,
              landmarks: dict | None = None) -> Classification:
     """Classify the pair (Stone & Goodrich 2006).
@@ -452,10 +442,8 @@ def classify(tissues: Volume, owner: Volume, shared: SharedAnatomy,
         m = brain & (own == code)
         if not m.any():
             raise InputError(f"twin {name} has no brain voxels")
-        box = _bbox(m, 1)
-        start = np.array([s.start for s in box], float)
-        sub = Volume(m[box], tuple(tissues.index_to_world(start)), tissues.spacing,
-                     tissues.direction)
+        box = bounding_box(m, 1)
+        sub = crop(tissues, box, m[box])
         twins[name] = twin_orientation(sub, sub.array, nas[name])
     geo = pair_geometry(twins["A"], twins["B"])
     long_angle, rotation = geo.long_axis_angle_deg, geo.axial_rotation_deg

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from twinsep.image import Volume
-from twinsep.labels import TWIN_COLOURS, Owner
+from twinsep.image import Volume, bounding_box
+from twinsep.labels import TWIN_COLOURS, Owner, resolve_owner
 
 #: Overlay opacity of the twins and of the shared vessels.
 TWIN_ALPHA = 0.4
@@ -49,11 +49,9 @@ def junction_centre(owner: np.ndarray, vol: Volume) -> np.ndarray:
 
 def _world_box(mask: np.ndarray, vol: Volume, margin_mm: float = 10.0) -> tuple[np.ndarray,
                                                                                np.ndarray]:
-    lo, hi = [0] * mask.ndim, [n - 1 for n in mask.shape]
-    if mask.any():
-        for ax in range(mask.ndim):
-            nz = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
-            lo[ax], hi[ax] = int(nz[0]), int(nz[-1])
+    box = bounding_box(mask)
+    lo = [0] * mask.ndim if box is None else [b.start for b in box]
+    hi = [n - 1 for n in mask.shape] if box is None else [b.stop - 1 for b in box]
     corners = np.array([[k, j, i] for k in (lo[0], hi[0]) for j in (lo[1], hi[1])
                         for i in (lo[2], hi[2])], float)
     w = vol.index_to_world(corners)
@@ -111,8 +109,6 @@ def junction_figure(ct: Volume | None, tissues: Volume, owner: Volume, path: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-
-    from twinsep.identify.shared import resolve_owner
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
-from twinsep.image import Volume
+from twinsep.image import Volume, block_reduce
 from twinsep.labels import Owner, Tissue
 
 #: Brain split methods, in the order of the benchmark table.
@@ -161,18 +161,15 @@ class _Grid:
         return (kji - self.offset - (self.factor - 1) / 2.0) / self.factor
 
 
-def _block_reduce(mask: np.ndarray, factor: np.ndarray, *, rule: str) -> np.ndarray:
-    """Reduce a boolean mask by integer blocks (``rule``: 'any' or 'half')."""
-    if np.all(factor == 1):
+def _coarse_mask(mask: np.ndarray, factor: np.ndarray, *, rule: str) -> np.ndarray:
+    """A boolean mask on integer blocks of ``factor`` voxels (:func:`twinsep.image.block_reduce`):
+    a block is set if any voxel is (``rule="any"``) or at least half of them (``"half"``)."""
+    f = tuple(int(x) for x in factor)
+    if f == (1, 1, 1):
         return mask.copy()
-    fk, fj, fi = (int(f) for f in factor)
-    nk, nj, ni = (-(-n // f) for n, f in zip(mask.shape, factor, strict=True))
-    padded = np.zeros((nk * fk, nj * fj, ni * fi), dtype=bool)
-    padded[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = mask
-    counts = padded.reshape(nk, fk, nj, fj, ni, fi).sum(axis=(1, 3, 5), dtype=np.int32)
     if rule == "any":
-        return counts > 0
-    return counts * 2 >= fk * fj * fi
+        return block_reduce(mask, f, "any")
+    return block_reduce(mask, f, "count") * 2 >= f[0] * f[1] * f[2]
 
 
 def _working_grid(tissues: Volume) -> tuple[_Grid, np.ndarray, np.ndarray, tuple[slice, ...]]:
@@ -190,8 +187,8 @@ def _working_grid(tissues: Volume) -> tuple[_Grid, np.ndarray, np.ndarray, tuple
     spacing = np.asarray(tissues.spacing_kji)
     factor = np.maximum(1, np.floor(WORK_VOXEL_MM / spacing + 1e-6)).astype(int)
     factor[spacing >= 0.8 * WORK_VOXEL_MM] = 1
-    fg_w = _block_reduce(fg, factor, rule="any")
-    brain_w = _block_reduce(brain, factor, rule="half")
+    fg_w = _coarse_mask(fg, factor, rule="any")
+    brain_w = _coarse_mask(brain, factor, rule="half")
     offset = np.array([s.start for s in sl], dtype=int)
     return _Grid(tissues, offset, factor, fg_w.shape), fg_w, brain_w, sl
 
@@ -261,7 +258,7 @@ def _closed_brain(grid: _Grid, brain: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     spacing = np.asarray(grid.spacing)
     f = np.maximum(1, np.round(HEAD_GRID_MM / spacing)).astype(int)
-    coarse = _block_reduce(brain, f, rule="half")
+    coarse = _coarse_mask(brain, f, rule="half")
     pad = 4
     closed = ndi.binary_closing(
         np.pad(coarse, pad), ndi.generate_binary_structure(3, 1), iterations=2

@@ -69,8 +69,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
-from twinsep.image import Volume
-from twinsep.labels import TISSUE_NAMES, Owner, Tissue
+from twinsep.image import Volume, bounding_box, crop
+from twinsep.labels import TISSUE_NAMES, Owner, Tissue, resolve_owner
 
 #: A vessel component is shared only if its minor twin holds at least this share of it.
 MIN_MINOR_SHARE = 0.02
@@ -156,31 +156,6 @@ def _check(tissues: Volume, owner: Volume) -> None:
         raise InputError("tissue map and owner map are not on the same grid")
 
 
-def resolve_owner(tissues: Volume, owner: Volume) -> np.ndarray:
-    """Owner codes 0/1/2 inside the head; 0 and 3 in the head go to the nearest twin.
-
-    Returns
-    -------
-    ndarray of uint8, shape ``tissues.shape``
-        0 outside the head (``tissues == 0``), else 1 (A) or 2 (B).
-    """
-    t = np.asarray(tissues.array)
-    o = np.asarray(owner.array).astype(np.int16)
-    head = t > 0
-    known = head & ((o == Owner.A) | (o == Owner.B))
-    out = np.where(known, o, 0).astype(np.uint8)
-    todo = head & ~known
-    if todo.any():
-        if not known.any():
-            raise InputError("the owner map gives no voxel to twin A or twin B")
-        _, idx = ndi.distance_transform_edt(
-            ~known, sampling=tissues.spacing_kji, return_indices=True
-        )
-        kk, jj, ii = (idx[a][todo] for a in range(3))
-        out[todo] = out[kk, jj, ii]
-    return out
-
-
 def _edge_vectors(vol: Volume) -> np.ndarray:
     """World vectors (mm) of one voxel step along array axes 0, 1, 2 (k, j, i); rows."""
     m = vol.direction_matrix * np.asarray(vol.spacing)[None, :]  # columns i, j, k
@@ -211,21 +186,6 @@ def _wall_distance(comp: np.ndarray, vol: Volume) -> np.ndarray:
     d, _ = cKDTree(vol.index_to_world(wall)).query(vol.index_to_world(inside))
     out[tuple(inside.T)] = d
     return out
-
-
-def _crop_box(mask: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    nz = np.nonzero(mask)
-    return tuple(
-        slice(max(int(ax.min()) - margin, 0), min(int(ax.max()) + margin + 1, n))
-        for ax, n in zip(nz, shape, strict=True)
-    )
-
-
-def _sub_volume(vol: Volume, box: tuple[slice, ...], array: np.ndarray) -> Volume:
-    """A volume for ``array`` = ``vol.array[box]`` with the matching origin."""
-    start = np.array([s.start for s in box], dtype=float)
-    origin = vol.index_to_world(start)
-    return Volume(array, tuple(origin), vol.spacing, vol.direction)
 
 
 @dataclass
@@ -260,13 +220,12 @@ def _meeting_box(a: np.ndarray, b: np.ndarray, margin: int) -> tuple[slice, ...]
         tail = [slice(None)] * 3
         head[ax], tail[ax] = slice(1, None), slice(None, -1)
         meet = (a[tuple(head)] & b[tuple(tail)]) | (b[tuple(head)] & a[tuple(tail)])
-        if not meet.any():
+        box = bounding_box(meet)
+        if box is None:
             continue
         for d in range(3):
-            other = tuple(x for x in range(3) if x != d)
-            nz = np.flatnonzero(meet.any(axis=other))
-            lo[d] = min(lo[d], nz[0])
-            hi[d] = max(hi[d], nz[-1] + (1 if d == ax else 0))
+            lo[d] = min(lo[d], box[d].start)
+            hi[d] = max(hi[d], box[d].stop - 1 + (1 if d == ax else 0))
     if (hi < 0).any():
         return None
     return tuple(slice(max(int(lo[d]) - margin, 0), min(int(hi[d]) + margin + 1, a.shape[d]))
@@ -281,7 +240,7 @@ def junction_surface(tissues: Volume, own: np.ndarray) -> JunctionSurface:
     tissues : Volume
         Tissue codes (geometry, head and brain labels).
     own : ndarray
-        Resolved owner codes 0/1/2 (see :func:`resolve_owner`).
+        Resolved owner codes 0/1/2 (see :func:`twinsep.labels.resolve_owner`).
     """
     from skimage.measure import marching_cubes
 
@@ -512,7 +471,7 @@ def shared_vessels(
     tissues : Volume
         Tissue codes.
     own : ndarray
-        Resolved owner codes 0/1/2 on the same grid (see :func:`resolve_owner`).
+        Resolved owner codes 0/1/2 on the same grid (see :func:`twinsep.labels.resolve_owner`).
     surface : JunctionSurface, optional
         From :func:`junction_surface` (computed here when not given and needed).
 
@@ -528,7 +487,7 @@ def shared_vessels(
     if not vessel_all.any():
         return [], mask
     # everything below happens in the vessels' bounding box (2 voxels of margin)
-    vbox = _crop_box(vessel_all, 2, vessel_all.shape)
+    vbox = bounding_box(vessel_all, 2)
     vessel, own_v = vessel_all[vbox], own[vbox]
     del vessel_all
     structure = np.ones((3, 3, 3), bool) if VESSEL_CONNECTIVITY == 26 else None
@@ -572,7 +531,7 @@ def shared_vessels(
                     zip(src, local, strict=True))
         comp[dst] = lab[src] == c
         mask[box] |= comp
-        sub = _sub_volume(tissues, box, comp)
+        sub = crop(tissues, box, comp)
         length, path = _centreline(comp, sub, _wall_distance(comp, sub))
         dmin, dmax = _diameters(comp, sub, path, length)
         crossings = _crossings(comp, box, surf)
@@ -617,7 +576,7 @@ def junction_area_cm2(tissues: Volume, own: np.ndarray, surface: JunctionSurface
 
 def _touching(ba: np.ndarray, bb: np.ndarray) -> bool:
     """True when some A-brain voxel and B-brain voxel are 26-neighbours."""
-    box = _crop_box(bb, 1, bb.shape)
+    box = bounding_box(bb, 1)
     grown = ndi.binary_dilation(ba[box], structure=np.ones((3, 3, 3), bool))
     return bool((grown & bb[box]).any())
 
@@ -632,7 +591,7 @@ def _min_gap(tissues: Volume, ba: np.ndarray, bb: np.ndarray) -> float:
     from scipy.spatial import cKDTree
 
     def boundary(mask: np.ndarray) -> np.ndarray:
-        box = _crop_box(mask, 1, mask.shape)
+        box = bounding_box(mask, 1)
         m = mask[box]
         edge = m & ~ndi.binary_erosion(m, structure=np.ones((3, 3, 3), bool))
         return np.argwhere(edge) + np.array([sl.start for sl in box])
@@ -688,7 +647,7 @@ def sheet_between_brains(surface: JunctionSurface, image: Volume) -> np.ndarray:
     lo = np.clip(np.floor(kji.min(0)).astype(int), 0, None)
     hi = np.minimum(np.ceil(kji.max(0)).astype(int) + 1, image.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    sub = _sub_volume(image, box, np.asarray(image.array[box], np.float32))
+    sub = crop(image, box, np.asarray(image.array[box], np.float32))
     sm = ndi.gaussian_filter(sub.array, [DIP_SMOOTH_MM / v for v in image.spacing_kji])
     axis = np.eye(3)[np.argmin(np.abs(n), axis=1)]
     t1 = np.cross(n, axis)

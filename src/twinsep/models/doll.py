@@ -26,14 +26,8 @@ from scipy import ndimage as ndi
 
 from twinsep.image import Volume
 from twinsep.labels import TWIN_COLOURS, Owner
-from twinsep.models.surfaces import (
-    Surface,
-    SurfaceSettings,
-    block_factors,
-    coarse_field,
-    field_surface,
-    finish_surface,
-)
+from twinsep.mesh import block_factors, occupancy_field
+from twinsep.models.surfaces import Surface, SurfaceSettings, field_surface, finish_surface
 
 #: Largest share of a solid's volume that may be thinner than the minimum wall.
 THIN_TOLERANCE = 0.001
@@ -151,7 +145,7 @@ def doll_parts(tissues: Volume, own: np.ndarray, *, scale: float = 1.0,
         if tb is None:
             continue
         solid = ndi.binary_fill_holes(own[tb] == code)
-        fld, offset, step = coarse_field(solid, tuple(b.start for b in tb), factors)
+        fld, offset, step = occupancy_field(solid, tuple(b.start for b in tb), factors)
         ex = field_surface(fld, offset, step, tissues, settings,
                            float(np.count_nonzero(solid)) * tissues.voxel_volume_ml, factors)
         surf = finish_surface(ex, max_faces)

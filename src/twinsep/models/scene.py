@@ -8,7 +8,7 @@ Layers and their label values (also the label values of ``models/segmentation.se
 
 ``A/vessel`` and ``B/vessel`` hold each twin's own vessels, without the shared ones. The
 owner map is resolved first (head voxels labelled 0 or 3 go to the nearest twin, as in
-:func:`twinsep.identify.shared.resolve_owner`).
+:func:`twinsep.labels.resolve_owner`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from twinsep.colours import (
     tissue_colour,
 )
 from twinsep.image import Volume
-from twinsep.labels import TISSUE_NAMES, Owner, Tissue
+from twinsep.labels import TISSUE_NAMES, Owner, Tissue, resolve_owner
 from twinsep.models.surfaces import Surface, SurfaceSettings, extract_surface, finish_surface
 from twinsep.progress import Progress
 
@@ -90,9 +90,7 @@ class Layer:
 
 def resolved_owner(tissues: Volume, owner: Volume) -> np.ndarray:
     """Owner 0/1/2 per voxel: 0 outside the head, head voxels marked 0 or 3 go to the
-    nearest twin (see :func:`twinsep.identify.shared.resolve_owner`)."""
-    from twinsep.identify.shared import resolve_owner
-
+    nearest twin (see :func:`twinsep.labels.resolve_owner`)."""
     return resolve_owner(tissues, owner)
 
 

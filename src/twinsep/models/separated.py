@@ -47,7 +47,7 @@ def _load(models_dir: Path, rel: str, max_faces: int, notes: list[str]):
     """The mesh of ``rel`` (a plan.json path ``models/...``), decimated; None if missing."""
     import trimesh
 
-    from twinsep.models.surfaces import decimate
+    from twinsep.mesh import decimate
 
     name = rel.split("/", 1)[1] if rel.startswith("models/") else rel
     path = models_dir / name

@@ -1,26 +1,13 @@
-"""Surface meshes of label masks, in world millimetres.
+"""Surface meshes of label masks, in world millimetres (the models' layers and the doll).
 
-One mask becomes one closed triangle mesh:
+One mask becomes one closed triangle mesh by :mod:`twinsep.mesh` (the one marching cubes to
+world mm, with its closedness fix): the mask's crop is block-averaged to ``mc_spacing_mm``
+and padded, marching cubes runs just below 0.5 and the triangles are oriented outwards,
+Taubin smoothing follows (its volume change is measured and reported), then quadric
+decimation to a face budget that keeps the mesh closed.
 
-1. crop to the mask's bounding box and, where the voxels are finer than
-   ``mc_spacing_mm``, sum blocks of voxels (the block mean is a partial-volume field,
-   so the 0.5 iso-surface stays where the mask's boundary is); blocks are aligned to the
-   scan's grid, so every layer and the doll share one coarse grid;
-2. pad with one empty voxel on every side, so marching cubes (Lewiner) closes the surface
-   (iso-level just below 0.5, see :data:`MC_LEVEL`);
-3. map the vertices through the image's affine (any spacing, any direction) to world LPS mm
-   and orient the triangles outwards (positive volume);
-4. Taubin smoothing (lambda/mu, which does not shrink the mesh as plain Laplacian
-   smoothing does; one sparse umbrella operator, applied ``smooth_iterations`` times); the
-   volume change is measured and reported;
-5. quadric decimation (``fast_simplification``) to a face budget, keeping the mesh closed
-   (the decimation is retried gentler, and finally skipped, if it opens the mesh).
-
-Steps 1-4 (:func:`extract_surface`) and step 5 (:func:`finish_surface`) are separate so
-that the face budgets of all layers can be shared out from the real extracted sizes.
-Volumes, areas and the closedness test are computed here with numpy
-(:func:`signed_volume`, :func:`surface_area`, :func:`is_closed`) rather than through
-trimesh's cached properties, which are much slower on meshes of 10^5 triangles.
+Steps 1-4 (:func:`extract_surface`) and the decimation (:func:`finish_surface`) are separate
+so that the face budgets of all layers can be shared out from the real extracted sizes.
 """
 
 from __future__ import annotations
@@ -29,12 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twinsep.image import Volume, bounding_box
-
-#: Iso-level of marching cubes on the 0-1 occupancy field. Just below 0.5: on a binary
-#: field the saddle of two diagonal voxels is exactly 0.5, and skimage then resolves the
-#: tie inconsistently (non-manifold edges); below 0.5 diagonal contacts are joined.
-MC_LEVEL = 0.5 - 1e-3
+from twinsep.image import Volume
+from twinsep.mesh import (
+    decimate,
+    is_closed,
+    marching_cubes,
+    mask_field,
+    signed_volume,
+    surface_area,
+    taubin,
+)
 
 
 @dataclass(frozen=True)
@@ -140,196 +131,14 @@ class Extracted:
         return len(self.faces)
 
 
-# --- mesh measures -----------------------------------------------------------------------
-def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Signed volume (mm^3) enclosed by a closed triangle mesh (positive: outward)."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces)
-    if len(f) == 0:
-        return 0.0
-    v = v - v.mean(axis=0)  # about the centre: fewer cancelling digits
-    x, y, z = (np.ascontiguousarray(v[:, c]) for c in range(3))
-    f0, f1, f2 = f[:, 0], f[:, 1], f[:, 2]
-    y1, z1, y2, z2 = y[f1], z[f1], y[f2], z[f2]
-    det = x[f0] * (y1 * z2 - z1 * y2)
-    det += y[f0] * (z1 * x[f2] - x[f1] * z2)
-    det += z[f0] * (x[f1] * y2 - y1 * x[f2])
-    return float(det.sum()) / 6.0
-
-
-def surface_area(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Area (mm^2) of a triangle mesh."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces)
-    if len(f) == 0:
-        return 0.0
-    a = v[f[:, 0]]
-    n = np.cross(v[f[:, 1]] - a, v[f[:, 2]] - a)
-    return 0.5 * float(np.sqrt(np.einsum("ij,ij->i", n, n)).sum())
-
-
-def is_closed(vertices: np.ndarray, faces: np.ndarray) -> bool:
-    """Watertight and consistently oriented, as an STL reader would see it.
-
-    Vertices that coincide in float32 (what STL stores) are merged first; then no triangle
-    may be degenerate, and every directed edge must occur exactly once with its reverse
-    occurring exactly once too (each edge shared by two triangles of opposite winding).
-    """
-    f = np.asarray(faces, np.int64).reshape(-1, 3)
-    if len(f) == 0:
-        return False
-    v32 = np.ascontiguousarray(vertices, np.float32) + np.float32(0.0)  # -0 is 0
-    if _may_coincide(v32):
-        keys = v32.view(np.dtype((np.void, 12))).ravel()
-        _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-        if len(first) < len(v32):
-            f = inv.reshape(-1)[f]
-    if ((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])).any():
-        return False
-    n = np.int64(f.max() + 1)
-    a = f.ravel()
-    b = np.roll(f, -1, axis=1).ravel()
-    fwd = np.sort(a * n + b)
-    if (fwd[1:] == fwd[:-1]).any():
-        return False
-    return bool(np.array_equal(fwd, np.sort(b * n + a)))
-
-
-def _may_coincide(v32: np.ndarray) -> bool:
-    """False when no two rows of a float32 (n, 3) array are equal (a hash of each row's
-    bits, sorted; equal hashes only say "maybe")."""
-    if len(v32) < 2:
-        return False
-    bits = v32.view(np.uint32).astype(np.uint64)
-    h = bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)
-    h ^= bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
-    h ^= bits[:, 2] * np.uint64(0x165667B19E3779F9)
-    h.sort()
-    return bool((h[1:] == h[:-1]).any())
-
-
-def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop vertices no triangle uses (keeping their order)."""
-    f = np.asarray(faces, np.int64)
-    used = np.zeros(len(vertices), bool)
-    used[f.ravel()] = True
-    if used.all():
-        return np.asarray(vertices), f
-    remap = np.cumsum(used) - 1
-    return np.asarray(vertices)[used], remap[f]
-
-
-def taubin(vertices: np.ndarray, faces: np.ndarray, lamb: float, mu: float,
-           iterations: int) -> np.ndarray:
-    """Taubin smoothing (equal-weight umbrella operator, as ``trimesh.smoothing``).
-
-    Even iterations move each vertex by ``lamb`` towards the mean of its neighbours, odd
-    ones by ``mu`` away from it. Returns new vertices.
-    """
-    from scipy import sparse
-
-    v = np.array(vertices, np.float64)
-    if iterations <= 0 or len(faces) == 0:
-        return v
-    n = len(v)
-    f = np.asarray(faces, np.int64)
-    rows = f.ravel()
-    cols = np.roll(f, -1, axis=1).ravel()
-    # CSR of the half-edges by start vertex (a repeated edge is one more entry, which the
-    # product sums: the same weights as summing duplicates)
-    order = np.argsort(rows, kind="stable")
-    deg = np.bincount(rows, minlength=n)
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(deg, out=indptr[1:])
-    w = 1.0 / np.maximum(deg, 1).astype(np.float64)
-    op = sparse.csr_matrix((np.repeat(w, deg), cols[order], indptr), shape=(n, n))
-    for it in range(iterations):
-        d = op @ v
-        d -= v
-        v += (lamb if it % 2 == 0 else -mu) * d
-    return v
-
-
-# --- grids -------------------------------------------------------------------------------
-def block_factors(spacing_kji: tuple[float, float, float], mc_spacing_mm: float) -> tuple[int, ...]:
-    """Integer block size per array axis so that each block is at most ``mc_spacing_mm``
-    (never below one voxel)."""
-    return tuple(max(1, int(np.floor(mc_spacing_mm / s + 1e-6))) for s in spacing_kji)
-
-
-def _block_sum(m: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Sums of ``factors``-sized blocks of a uint8 array whose shape they divide."""
-    for ax, fa in enumerate(factors):
-        if fa <= 1:
-            continue
-        sl = [slice(None)] * m.ndim
-        acc = None
-        for o in range(fa):
-            sl[ax] = slice(o, None, fa)
-            part = m[tuple(sl)]
-            acc = part.astype(np.uint16) if acc is None else acc + part
-        m = acc
-    return m
-
-
-def coarse_field(mask: np.ndarray, start: tuple[int, ...], factors: tuple[int, ...],
-                 *, align: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block-mean field of a cropped mask, padded by one empty voxel.
-
-    Parameters
-    ----------
-    mask : ndarray of bool
-        The crop of the mask.
-    start : (3,) int
-        Array index (k, j, i) of the crop's first voxel in the full grid.
-    factors : (3,) int
-        Block size per axis.
-    align : bool
-        Align blocks to the full grid (block edges at multiples of ``factors``), so that
-        crops of different masks share one coarse grid.
-
-    Returns
-    -------
-    field : ndarray of float32
-        Occupancy 0-1 on the coarse, padded grid.
-    offset, step : (3,) ndarray
-        Array index (k, j, i) of the original grid = ``offset + step * coarse index``.
-    """
-    f = np.asarray(factors)
-    start = np.asarray(start, int)
-    lead = start % f if align else np.zeros(3, int)
-    if (f > 1).any():
-        m = np.asarray(mask, bool).view(np.uint8)
-        pad_end = [(-(n + ld)) % fa for n, ld, fa in zip(m.shape, lead, factors, strict=True)]
-        if any(pad_end) or lead.any():
-            m = np.pad(m, [(int(ld), int(p)) for ld, p in zip(lead, pad_end, strict=True)])
-        s = _block_sum(m, tuple(int(x) for x in f))
-        m = s.astype(np.float32)
-        m *= np.float32(1.0 / float(np.prod(f)))
-    else:
-        m = np.asarray(mask, bool).astype(np.float32)
-    m = np.pad(m, 1)
-    offset = (start - lead).astype(float) + (f - 1) / 2.0 - f
-    return m, offset, f.astype(float)
-
-
 # --- surfaces ----------------------------------------------------------------------------
 def field_surface(fld: np.ndarray, offset: np.ndarray, step: np.ndarray, vol: Volume,
                   settings: SurfaceSettings, voxel_volume_ml: float,
                   factors: tuple[int, ...]) -> Extracted:
-    """Steps 2-4 on a padded occupancy field from :func:`coarse_field`."""
-    from skimage.measure import marching_cubes
-
-    verts, faces, _, _ = marching_cubes(fld, level=MC_LEVEL, allow_degenerate=False)
-    # world = affine(offset + step * coarse index), as one contiguous matrix product
-    cols = np.asarray(vol.affine, np.float64)[:3, :3][:, ::-1]  # columns for k, j, i
-    world = verts.astype(np.float64) @ np.ascontiguousarray((cols * step).T)
-    world += np.asarray(vol.affine, np.float64)[:3, 3] + cols @ offset
-    faces = np.asarray(faces, np.int64)
-    mc_volume = signed_volume(world, faces)
-    if mc_volume < 0:
-        faces = faces[:, ::-1].copy()
-        mc_volume = -mc_volume
+    """Steps 2-4 on a padded occupancy field from :func:`twinsep.mesh.occupancy_field`:
+    marching cubes to world mm, oriented outwards, and Taubin smoothing."""
+    mesh, mc_volume = marching_cubes(fld, vol, offset=offset, step=step)
+    world, faces = mesh.vertices, mesh.faces
     if settings.smooth_iterations > 0:
         world = taubin(world, faces, settings.taubin_lambda, settings.taubin_mu,
                        settings.smooth_iterations)
@@ -347,17 +156,12 @@ def extract_surface(mask: np.ndarray, vol: Volume, settings: SurfaceSettings = S
 
     ``mask`` is the full grid of ``vol`` or its crop ``box``; None when it is empty.
     """
-    mask = np.asarray(mask, bool)
     start = (0, 0, 0) if box is None else tuple(s.start or 0 for s in box)
-    bb = bounding_box(mask)
-    if bb is None:
+    occ = mask_field(mask, vol, start=start, mc_spacing_mm=settings.mc_spacing_mm)
+    if occ is None:
         return None
-    sub = mask[bb]
-    start = tuple(s0 + b.start for s0, b in zip(start, bb, strict=True))
-    factors = block_factors(vol.spacing_kji, settings.mc_spacing_mm)
-    fld, offset, step = coarse_field(sub, start, factors)
-    return field_surface(fld, offset, step, vol, settings,
-                         float(np.count_nonzero(sub)) * vol.voxel_volume_ml, factors)
+    return field_surface(occ.field, occ.offset, occ.step, vol, settings,
+                         occ.voxels * vol.voxel_volume_ml, occ.factors)
 
 
 def finish_surface(ex: Extracted, max_faces: int) -> Surface:
@@ -405,161 +209,3 @@ def mask_surface(mask: np.ndarray, vol: Volume, settings: SurfaceSettings = Surf
         return None
     return finish_surface(ex, settings.max_faces_layer if max_faces is None else max_faces)
 
-
-def decimate(vertices: np.ndarray, faces: np.ndarray, max_faces: int,
-             notes: list[str] | None = None, *, closed: bool | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Quadric decimation to at most ``max_faces`` triangles, kept closed.
-
-    If the decimated mesh is not watertight (after merging vertices and filling holes),
-    slightly smaller budgets and then a gentler reduction are tried; if all fail, the mesh
-    is returned undecimated and a note is added to ``notes``. ``closed`` says whether the
-    input is watertight (tested when None). Returns vertices and faces (the decimation
-    keeps the winding; :func:`finish_surface` checks the orientation).
-    """
-    import fast_simplification
-
-    v_in = np.asarray(vertices)
-    f_in = np.asarray(faces, np.int64)
-    n = len(f_in)
-    if n <= max_faces or max_faces <= 0:
-        return v_in, f_in
-    was_closed = is_closed(v_in, f_in) if closed is None else closed
-    pts = np.ascontiguousarray(v_in, np.float64)
-    tris = np.ascontiguousarray(f_in, np.int32)
-    # an opened mesh is usually a local accident of one collapse order: try targets near
-    # the budget first, then gentler reductions
-    targets = [max_faces, int(max_faces * 0.93), int(max_faces * 0.86), (max_faces + n) // 2]
-    for target in targets:
-        v, f = fast_simplification.simplify(pts, tris, target_reduction=1.0 - target / n)
-        v, f = compact(np.asarray(v, np.float64), np.asarray(f, np.int64))
-        v, f = drop_pillows(v, f)
-        ok = is_closed(v, f)
-        if not ok and was_closed:
-            v, f, ok = unpinch(v, f)
-        if not ok and was_closed:
-            v, f, ok = _repair(v, f)
-        if ok or not was_closed:
-            return v, f
-    if notes is not None:
-        notes.append(f"decimation opened the mesh; kept {n} triangles")
-    return v_in, f_in
-
-
-#: How far (mm) :func:`unpinch` moves the copies of a split vertex apart, each into its
-#: own sheet's solid side.
-UNPINCH_MM = 0.01
-
-
-def _edge_groups(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Half-edges (corner ``3 * face + i`` to the next corner) grouped by undirected edge:
-    the half-edge order, the group starts in it and the group sizes."""
-    a = f.ravel()
-    b = np.roll(f, -1, axis=1).ravel()
-    n = np.int64(f.max() + 1)
-    key = np.minimum(a, b) * n + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    sizes = np.diff(np.r_[starts, len(ks)])
-    return order, starts, sizes
-
-
-def drop_pillows(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove pairs of triangles on the same three vertices with opposite windings (flat
-    two-triangle "pillows" a decimation can leave, alone or glued onto the surface along
-    an edge, which then has four triangles). Each pair uses every one of its edges once in
-    each direction, so removing it keeps a closed mesh closed."""
-    n = np.int64(f.max() + 1) if len(f) else 0
-    if len(f) < 2 or n > 2_000_000:  # (keys below must fit in int64)
-        return v, f
-    s = np.sort(f, axis=1)
-    key = (s[:, 0] * n + s[:, 1]) * n + s[:, 2]
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    same = ks[1:] == ks[:-1]
-    if not same.any():
-        return v, f
-    # the few triangles whose vertex set occurs more than once
-    many = np.zeros(len(f), bool)
-    many[1:] |= same
-    many[:-1] |= same
-    cand = np.sort(order[many])
-    fc = f[cand]
-    # winding parity: (a, b, c) with a the smallest vertex is "even" when b < c
-    lo = np.argmin(fc, axis=1)
-    rows = np.arange(len(fc))
-    odd = fc[rows, (lo + 1) % 3] > fc[rows, (lo + 2) % 3]
-    seen: dict[int, list[list[int]]] = {}
-    for i, k, o in zip(cand.tolist(), key[cand].tolist(), odd.tolist(), strict=True):
-        seen.setdefault(k, [[], []])[int(o)].append(i)
-    dropped = [i for even, odds in seen.values() for i in
-               even[:min(len(even), len(odds))] + odds[:min(len(even), len(odds))]]
-    if not dropped:
-        return v, f
-    drop = np.zeros(len(f), bool)
-    drop[dropped] = True
-    rest = f[~drop]
-    if len(rest) == 0:
-        return v, f
-    return compact(v, rest)
-
-
-def unpinch(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Split the vertices where a decimation pinched two sheets of the surface together
-    (edges of four triangles), one copy per fan of triangles around the vertex, and move
-    each copy :data:`UNPINCH_MM` into its own side; then test :func:`is_closed`.
-
-    A fan is a set of a vertex's triangles joined through edges of exactly two
-    triangles. Returns vertices, faces and whether the result is closed.
-    """
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    f = np.asarray(f, np.int64)
-    order, starts, sizes = _edge_groups(f)
-    if (sizes % 2).any() or (sizes == 2).all():
-        return v, f, is_closed(v, f)
-    pair = starts[sizes == 2]
-    h1, h2 = order[pair], order[pair + 1]
-    nxt = 3 * (np.arange(3 * len(f)) // 3) + (np.arange(3 * len(f)) + 1) % 3
-    a = f.ravel()
-    same = a[h1] == a[h2]  # same direction: inconsistent winding (joined start to start)
-    c1 = np.concatenate([h1, nxt[h1]])
-    c2 = np.concatenate([np.where(same, h2, nxt[h2]), np.where(same, nxt[h2], h2)])
-    m = 3 * len(f)
-    graph = sparse.coo_matrix((np.ones(len(c1), np.int8), (c1, c2)), shape=(m, m))
-    _, comp = connected_components(graph, directed=False)
-    # one vertex per (vertex, fan); fans ordered by vertex, then by their first corner
-    first = np.full(comp.max() + 1, m, np.int64)
-    np.minimum.at(first, comp, np.arange(m))
-    fan_vertex = a[first]
-    fan_order = np.lexsort((first, fan_vertex))
-    new_id = np.empty_like(fan_order)
-    new_id[fan_order] = np.arange(len(fan_order))
-    nf = new_id[comp].reshape(-1, 3)
-    nv = np.asarray(v, np.float64)[fan_vertex[fan_order]].copy()
-    split = np.bincount(fan_vertex, minlength=len(v))[fan_vertex[fan_order]] > 1
-    if split.any():
-        tri = nv[nf]
-        fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        normal = np.zeros_like(nv)
-        for c in range(3):
-            normal[:, c] = np.bincount(nf.ravel(), weights=np.repeat(fn[:, c], 3),
-                                       minlength=len(nv))
-        length = np.linalg.norm(normal, axis=1)
-        move = split & (length > 0)
-        nv[move] -= UNPINCH_MM * normal[move] / length[move, None]
-    return nv, nf, is_closed(nv, nf)
-
-
-def _repair(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """trimesh's processing (merge vertices, drop degenerate and duplicate triangles, fix
-    winding) and hole filling; slow, so only for a decimation that opened the mesh."""
-    import trimesh
-
-    out = trimesh.Trimesh(v, f, process=True, validate=True)
-    if not out.is_watertight:
-        out.fill_holes()
-    v2, f2 = np.asarray(out.vertices, np.float64), np.asarray(out.faces, np.int64)
-    return v2, f2, is_closed(v2, f2)

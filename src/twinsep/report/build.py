@@ -25,6 +25,7 @@ import numpy as np
 
 from twinsep import __version__
 from twinsep.casefolder import Case, load_plan, load_timings, read_json
+from twinsep.image import bounding_box
 from twinsep.labels import TWIN_COLOURS
 
 #: Section ids of the report of a conjoined pair, in order.
@@ -190,11 +191,7 @@ def shared_vessel_mask(tissues: np.ndarray, owner: np.ndarray) -> np.ndarray:
     out = np.zeros(tissues.shape, bool)
     if not vessel.any():
         return out
-    box = []
-    for axis in range(vessel.ndim):
-        hit = np.flatnonzero(vessel.any(axis=tuple(a for a in range(vessel.ndim) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    box_t = tuple(box)
+    box_t = bounding_box(vessel)
     sub = vessel[box_t]
     lab, n = ndi.label(sub, structure=np.ones((3, 3, 3), bool))
     comp = lab[sub]

@@ -59,7 +59,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from twinsep.errors import InputError
-from twinsep.image import Volume, fill_holes
+from twinsep.image import Volume, block_reduce, bounding_box, fill_holes
 from twinsep.labels import TISSUE_NAMES, Tissue
 from twinsep.progress import Progress
 from twinsep.settings import defaults
@@ -245,16 +245,8 @@ def _distance_to(mask: np.ndarray, sampling: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def _bbox(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, slice, slice]:
-    """Bounding box of the True voxels grown by ``margin`` voxels (clipped to the array)."""
-    out = []
-    for ax, (m, n) in enumerate(zip(margin, mask.shape, strict=True)):
-        other = tuple(a for a in range(3) if a != ax)
-        (idx,) = np.nonzero(mask.any(axis=other))
-        if idx.size == 0:
-            return (slice(0, 0),) * 3
-        out.append(slice(max(int(idx[0]) - m, 0), min(int(idx[-1]) + m + 1, n)))
-    return tuple(out)  # type: ignore[return-value]
+#: The box of an empty mask (where :func:`bounding_box` gives None).
+_EMPTY = (slice(0, 0),) * 3
 
 
 def _shift_or(out: np.ndarray, src: np.ndarray, dk: int, dj: int) -> None:
@@ -279,7 +271,7 @@ def _dilate(mask: np.ndarray, r_mm: float, sampling: tuple[float, ...]) -> np.nd
     rk, rj, ri = (int(np.floor(r_mm / v + 1e-9)) for v in sampling)
     if (2 * rk + 1) * (2 * rj + 1) > 121:
         return _distance_to(mask, sampling) <= r_mm
-    box = _bbox(mask, (rk, rj, ri))
+    box = bounding_box(mask, (rk, rj, ri)) or _EMPTY
     m = np.ascontiguousarray(mask[box])
     lines: dict[int, np.ndarray] = {0: m}
     out = np.zeros(m.shape, bool)
@@ -307,7 +299,7 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    box = _bbox(mask, (0, 0, 0))
+    box = bounding_box(mask) or _EMPTY
     lab, n = _components(mask[box])
     out = np.zeros(mask.shape, bool)
     if n <= 1:
@@ -325,7 +317,7 @@ def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
 
     if min_voxels <= 1 or not mask.any():
         return mask.copy()
-    box = _bbox(mask, (0, 0, 0))
+    box = bounding_box(mask) or _EMPTY
     lab, n = _components(mask[box])
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     small = np.flatnonzero(sizes < min_voxels)
@@ -349,41 +341,6 @@ def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
 def _factors(sampling: tuple[float, ...], target_mm: float) -> tuple[int, int, int]:
     """Integer block size per axis for a coarser working grid of about ``target_mm``."""
     return tuple(max(1, int(np.floor(target_mm / v + 1e-6))) for v in sampling)  # type: ignore[return-value]
-
-
-def _blocks(a: np.ndarray, f: tuple[int, int, int], fill) -> list[np.ndarray]:
-    """The ``f[0] f[1] f[2]`` strided sub-grids of ``a`` padded with ``fill`` to whole
-    blocks: element ``[K, J, I]`` of each is one voxel of block ``(K, J, I)``."""
-    pad = [(0, (-n) % b) for n, b in zip(a.shape, f, strict=True)]
-    if any(p for _, p in pad):
-        a = np.pad(a, pad, constant_values=fill)
-    return [a[x:: f[0], y:: f[1], z:: f[2]]
-            for x in range(f[0]) for y in range(f[1]) for z in range(f[2])]
-
-
-def _block_max(a: np.ndarray, f: tuple[int, int, int], fill) -> np.ndarray:
-    if f == (1, 1, 1):
-        return a
-    parts = _blocks(a, f, fill)
-    out = parts[0].copy()
-    for p in parts[1:]:
-        np.maximum(out, p, out=out)
-    return out
-
-
-def _block_sum(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    """Sum (float32) over each block."""
-    parts = _blocks(a, f, 0)
-    out = parts[0].astype(np.float32)
-    for p in parts[1:]:
-        out += p
-    return out
-
-
-def _block_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    if f == (1, 1, 1):
-        return a
-    return _block_sum(a, f) / np.float32(f[0] * f[1] * f[2])
 
 
 def _deeper(depth: np.ndarray, c: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
@@ -415,8 +372,8 @@ def _local_mean(values: np.ndarray, mask: np.ndarray, sigma_mm: float, sampling
     """
     f = _factors(sampling, 1.0)
     spc = tuple(v * b for v, b in zip(sampling, f, strict=True))
-    num = _block_sum(np.where(mask, values, np.float32(0)), f)
-    den = _block_sum(mask, f)
+    num = block_reduce(np.where(mask, values, np.float32(0)), f, "sum")
+    den = block_reduce(mask, f, "sum")
     num = _gaussian(num, sigma_mm, spc, mode="constant")
     den = _gaussian(den, sigma_mm, spc, mode="constant")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -519,8 +476,8 @@ def _vesselness(
     for sigma in s.vessel_sigmas_mm:
         f = _factors(spacing_kji, sigma / 1.5)
         spc = tuple(v * b for v, b in zip(spacing_kji, f, strict=True))
-        img = _block_mean(image, f)
-        cands = _block_max(candidates, f, False)
+        img = block_reduce(image, f, "mean")
+        cands = block_reduce(candidates, f, "max", fill=False)
         margin = tuple(int(np.ceil(3 * sigma / v)) + 1 for v in spc)
         lab, n = _components(cands)
         sizes = np.bincount(lab.ravel())
@@ -693,7 +650,7 @@ def segment_ct(
     kernel = [int(3.0 * s.smoothing_mm / v + 0.5) for v in sp]
     margin = tuple(int(np.ceil(2.0 / v)) + 1 + b + r for v, b, r in zip(sp, fc, kernel,
                                                                           strict=True))
-    cb = _bbox(coarse, (0, 0, 0))
+    cb = bounding_box(coarse) or _EMPTY
     lo = [max(sl.start * b - m, 0) for sl, b, m in zip(cb, fc, margin, strict=True)]
     hi = [min(sl.stop * b + m, n) for sl, b, m, n in zip(cb, fc, margin, arr.shape,
                                                           strict=True)]
@@ -707,7 +664,7 @@ def segment_ct(
     head_o = _largest_component(hs_o > s.head_hu)
     if not head_o.any():
         raise InputError(f"no voxel above {s.head_hu:.0f} HU: the scan holds no head")
-    inner = _bbox(head_o, tuple(int(np.ceil(2.0 / v)) + 1 for v in sp))  # type: ignore[arg-type]
+    inner = bounding_box(head_o, [int(np.ceil(2.0 / v)) + 1 for v in sp]) or _EMPTY
     box = tuple(slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner,
                                                                            strict=True))
     head = fill_holes(head_o[inner])
@@ -752,7 +709,8 @@ def segment_ct(
     shell = bone & (depth <= s.skull_max_depth_mm)
     if shell.sum() * vox_ml >= s.min_bone_ml:
         fs = _factors(sp, 2.0)
-        sdepth = _block_max(np.where(shell, depth, np.float32(-1)), fs, np.float32(-1))
+        sdepth = block_reduce(np.where(shell, depth, np.float32(-1)), fs, "max",
+                              fill=np.float32(-1))
         near = ndi.distance_transform_edt(
             sdepth < 0, sampling=[v * b for v, b in zip(sp, fs, strict=True)],
             return_distances=False, return_indices=True,
@@ -817,7 +775,7 @@ def segment_ct(
             inside |= cand
             # the blurred mask and the unmixed HU change only near the flipped voxels
             rad = tuple(int(3.0 * blur / v + 0.5) + 1 for v in sp)
-            cb = _bbox(cand, rad)  # type: ignore[arg-type]
+            cb = bounding_box(cand, rad) or _EMPTY
             g_bone[cb] -= _gaussian(cand[cb], blur, sp, mode="constant")
             np.maximum(g_bone[cb], 0, out=g_bone[cb])
             if s.bone_spill_gain > 0:
@@ -849,15 +807,15 @@ def segment_ct(
     # (measured on a grid of about 1 mm)
     fg = _factors(sp, 1.0)
     spg = tuple(v * b for v, b in zip(sp, fg, strict=True))
-    seeds_g = _block_max(seeds, fg, False)
-    gb = _bbox(_block_max(core_cand, fg, False), (0, 0, 0))
+    seeds_g = block_reduce(seeds, fg, "max", fill=False)
+    gb = bounding_box(block_reduce(core_cand, fg, "max", fill=False)) or _EMPTY
     reach = np.zeros(seeds_g.shape, bool)
     if seeds_g.any():
         reach[gb] = _distance_to(seeds_g[gb], spg) <= s.vessel_grow_mm
     core_cand &= _upsample(reach, fg, shape)
     vessel = np.zeros(shape, bool)
     if seeds.any():
-        vb = _bbox(core_cand, (0, 0, 0))
+        vb = bounding_box(core_cand) or _EMPTY
         lab, n = _components(core_cand[vb])
         seeded = np.zeros(n + 1, bool)
         seeded[np.unique(lab[seeds[vb]])] = True
@@ -879,7 +837,7 @@ def segment_ct(
     brain = _drop_small(brain, s.min_brain_ml / vox_ml)
     csf = rest & ~brain
     if s.max_csf_hole_ml > 0 and csf.any():
-        cbx = _bbox(csf, (1, 1, 1))
+        cbx = bounding_box(csf, 1) or _EMPTY
         lab, n = _components(csf[cbx])
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         small = sizes < s.max_csf_hole_ml / vox_ml

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twinsep.errors import InputError
-from twinsep.image import Volume, bounding_box
+from twinsep.image import Volume, block_reduce, bounding_box, crop
 from twinsep.labels import Tissue
 from twinsep.separate.alternatives import (
     ALTERNATIVES,
@@ -20,7 +20,6 @@ from twinsep.separate.alternatives import (
 )
 from twinsep.separate.graphcut import (
     Pyramid,
-    block_any,
     block_owner,
     fill_unowned,
     interface_mask,
@@ -63,13 +62,6 @@ class Separation:
         return self.owners[self.summary["chosen"]]
 
 
-def _crop_volume(volume: Volume, box: tuple[slice, ...], array: np.ndarray) -> Volume:
-    """``array`` (a box of ``volume``'s grid) with the box's geometry."""
-    start = np.array([b.start for b in box], dtype=float)
-    origin = volume.index_to_world(start)
-    return Volume(array, tuple(float(v) for v in origin), volume.spacing, volume.direction)
-
-
 def _paste(src_box: tuple[slice, ...] | None, src: np.ndarray, box: tuple[slice, ...],
            shape: tuple[int, ...]) -> np.ndarray:
     """The part of ``src`` (given on ``src_box``) inside ``box``, zeros elsewhere."""
@@ -96,7 +88,7 @@ def _work_box(own: np.ndarray, tissue: np.ndarray, spacing_kji, coarse_mm: float
     interface (the reach of alternatives b and c); grown by two coarse blocks and aligned
     with them, so the pyramid on the box has the same blocks as on the whole volume."""
     f0 = pyramid_factors(spacing_kji, coarse_mm)[0]
-    t0 = block_any(tissue, f0)
+    t0 = block_reduce(tissue, f0, "any")
     base0 = block_owner(own, t0, f0)
     sp0 = tuple(float(s) * f for s, f in zip(spacing_kji, f0, strict=True))
     diag = float(np.linalg.norm(sp0))
@@ -104,7 +96,7 @@ def _work_box(own: np.ndarray, tissue: np.ndarray, spacing_kji, coarse_mm: float
     near = near_voxels(iface, corridor_mm + diag, sp0)
     if sinus is not None:
         mask, sinus_mm = sinus
-        part = block_any(mask, f0) & near_voxels(iface, sinus_mm + diag, sp0)
+        part = block_reduce(mask, f0, "any") & near_voxels(iface, sinus_mm + diag, sp0)
         near |= near_voxels(part, corridor_mm + diag, sp0)
     cb = bounding_box(near & t0, 2)
     if cb is None:
@@ -149,7 +141,7 @@ def _measure(owner: np.ndarray, reg: _Region, n_vessels: int,
     sk = reg.volume.spacing_kji
     win = bounding_box(interface_mask(owner), 4) or tuple(slice(0, n) for n in owner.shape)
     fm = face_measures(owner[win], reg.tis[win], reg.cost[win], sk)
-    verts, faces = cut_surface(owner[win], _crop_volume(reg.volume, win, owner[win]))
+    verts, faces = cut_surface(owner[win], crop(reg.volume, win, owner[win]))
     mesh_mm2 = mesh_area_mm2(verts, faces)
     ratio = mesh_mm2 / fm["total_mm2"] if fm["total_mm2"] > 0 else 1.0
     cx = crossings(owner, reg.tis, reg.xsec, reg.volume, (reg.lab, n_vessels),
@@ -258,7 +250,7 @@ def separate(
     if comp is not None:
         sinus_near = np.zeros(tis_c.shape, dtype=bool)
         sinus_near[tuple(vox[vdist <= sinus_mm].T)] = True
-    reg = _Region(tis_c, lab_c, _crop_volume(tissues, box, tis_c),
+    reg = _Region(tis_c, lab_c, crop(tissues, box, tis_c),
                   risk.voxel_cost(tis_c, xsec_c), xsec_c)
     vindex_c = _vessel_index(lab_c)
     in_totals, in_comp = _counts(own_c, vindex_c, nv)
@@ -382,7 +374,7 @@ def _measure_whole(owner: np.ndarray, tissues: Volume, tis: np.ndarray,
     box = bounding_box(interface_mask(owner), 2) or tuple(slice(0, n) for n in owner.shape)
     tis_b = np.ascontiguousarray(tis[box])
     xs_b = _calibre_on(tis, box, tissues.spacing_kji)
-    reg = _Region(tis_b, np.ascontiguousarray(vlab[box]), _crop_volume(tissues, box, tis_b),
+    reg = _Region(tis_b, np.ascontiguousarray(vlab[box]), crop(tissues, box, tis_b),
                   risk.voxel_cost(tis_b, xs_b), xs_b)
     return _measure(np.ascontiguousarray(owner[box]), reg, nv, totals, comps)
 

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
-from twinsep.image import bounding_box
+from twinsep.image import block_reduce, bounding_box
 from twinsep.separate.metrics import face_masks
 
 _A, _B = 1, 2
@@ -75,47 +75,6 @@ def pyramid_factors(
             continue
         levels.append(f)  # type: ignore[arg-type]
     return levels[::-1]
-
-
-def _pad_to(a: np.ndarray, f: tuple[int, int, int], value=0) -> np.ndarray:
-    pads = [(0, (-n) % fa) for n, fa in zip(a.shape, f, strict=True)]
-    if any(p[1] for p in pads):
-        a = np.pad(a, pads, constant_values=value)
-    return a
-
-
-def _blocks(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    a = _pad_to(a, f)
-    nk, nj, ni = (n // fa for n, fa in zip(a.shape, f, strict=True))
-    return a.reshape(nk, f[0], nj, f[1], ni, f[2])
-
-
-def block_mean(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    """Mean over ``f``-blocks (padding counts as 0), float32."""
-    if f == (1, 1, 1):
-        return a.astype(np.float32, copy=False)
-    return _blocks(a, f).mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
-
-
-def block_any(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    """True where any voxel of the block is true."""
-    if f == (1, 1, 1):
-        return a.astype(bool, copy=False)
-    return _blocks(a, f).any(axis=(1, 3, 5))
-
-
-def _block_sum(a: np.ndarray, f: tuple[int, int, int], dtype) -> np.ndarray:
-    """Sum over ``f``-blocks (padding counts as 0) in ``dtype``."""
-    if f == (1, 1, 1):
-        return a.astype(dtype)
-    return _blocks(a, f).sum(axis=(1, 3, 5), dtype=dtype)
-
-
-def block_count(a: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
-    """Number of true voxels per block (int32)."""
-    if f == (1, 1, 1):
-        return a.astype(np.int32)
-    return _blocks(a, f).sum(axis=(1, 3, 5), dtype=np.int32)
 
 
 def upsample(a: np.ndarray, ratio: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
@@ -329,8 +288,8 @@ def block_owner(owner: np.ndarray, tissue_l: np.ndarray, f: tuple[int, int, int]
     if f == (1, 1, 1):
         own = np.where(tissue_l, owner, 0).astype(np.uint8)
     else:
-        na = block_count(owner == _A, f)
-        nb = block_count(owner == _B, f)
+        na = block_reduce(owner == _A, f, "count")
+        nb = block_reduce(owner == _B, f, "count")
         own = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
     return fill_unowned(own, tissue_l)
 
@@ -391,9 +350,10 @@ class Pyramid:
                             np.where(tissue, own, 0).astype(np.uint8))
             else:
                 r = tuple(a // b for a, b in zip(f, prev, strict=True))
-                t_l = block_any(t_l, r)
-                na, nb = _block_sum(na, r, np.int32), _block_sum(nb, r, np.int32)
-                csum = _block_sum(csum, r, np.float64)
+                t_l = block_reduce(t_l, r, "any")
+                na = block_reduce(na, r, "sum", dtype=np.int32)
+                nb = block_reduce(nb, r, "sum", dtype=np.int32)
+                csum = block_reduce(csum, r, "sum", dtype=np.float64)
                 base = np.where(na > nb, _A, np.where(nb > na, _B, 0)).astype(np.uint8)
                 lv = _Level(f, sp, t_l, (csum / float(np.prod(f))).astype(np.float32),
                             fill_unowned(base, t_l))
@@ -417,7 +377,7 @@ class Pyramid:
                 out.append(force)
             else:
                 r = tuple(a // b for a, b in zip(f, prev, strict=True))
-                fa, fb = block_any(fa, r), block_any(fb, r)
+                fa, fb = block_reduce(fa, r, "any"), block_reduce(fb, r, "any")
                 out.append(np.where(fa & ~fb, _A, np.where(fb & ~fa, _B, 0)).astype(np.uint8))
             prev = f
         return out[::-1]

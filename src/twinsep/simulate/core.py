@@ -42,14 +42,30 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from twinsep.image import Volume
-from twinsep.labels import Owner, Tissue
+from twinsep.exchange.mesh_files import write_stl
+from twinsep.image import Volume, bounding_box, crop
+from twinsep.labels import Owner, Tissue, resolve_owner
+from twinsep.mesh import (
+    TAUBIN_LAMBDA,
+    TAUBIN_MU,
+    Mesh,
+    grid_to_world,
+    iso_surface,
+    simplify,
+    taubin,
+)
 from twinsep.simulate import cranium as cr
 from twinsep.simulate import expanders as ex
 from twinsep.simulate.settings import ReconstructionSettings, load_settings
 
 TWINS = {"A": (Owner.A, Owner.B), "B": (Owner.B, Owner.A)}
 MAX_DISPLAY_FACES = 150_000
+#: The nearest twin of a leftover 0 or 3 inside the head is searched first this far (mm) from
+#: those voxels (the phantom's ambiguous band is 6 mm wide), see
+#: :func:`twinsep.labels.resolve_owner`.
+OWNER_SEARCH_MM = 16.0
+#: The frame of the meshes this stage writes.
+SEPARATED_FRAME = "separated: world LPS mm + translation_mm"
 
 
 @dataclass
@@ -79,24 +95,22 @@ def surface(mask: np.ndarray, vol: Volume, sigma_vox: float = 0.5,
     ``mask`` may be a crop of ``vol``'s grid starting at index ``offset``; the surface is
     returned in the full grid's indices and world mm. ``step``: marching-cubes step (voxels).
     """
-    from skimage.measure import marching_cubes
-
-    box = cr.bbox(mask)
+    box = bounding_box(mask, 3)
     if box is None:
         return Surface(np.zeros((0, 3)), np.zeros((0, 3), int), np.zeros((0, 3)), np.zeros(0),
                        np.zeros(0, bool))
-    lo = [max(0, b[0] - 3) for b in box]
-    hi = [min(n, b[1] + 3) for b, n in zip(box, mask.shape, strict=True)]
-    sub = mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
+    lo = [b.start for b in box]
+    sub = mask[box].astype(np.float32)
     sub = np.pad(sub, 1)
     if sigma_vox > 0:
         sub = ndi.gaussian_filter(sub, sigma_vox)
-    v, f, _, _ = marching_cubes(sub, 0.5, step_size=step)
-    kji = v.astype(np.float64) + (np.asarray(lo, float) + np.asarray(offset, float) - 1.0)
-    verts = cr.to_world(vol, kji)
+    v, f = iso_surface(sub, 0.5, step_size=step, allow_degenerate=True)
+    origin = np.asarray(lo, float) + np.asarray(offset, float) - 1.0
+    kji = v + origin
+    verts = grid_to_world(vol, v, origin)
     tri = verts[f]
     areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    return Surface(verts, f.astype(np.int64), kji[f].mean(1), areas)
+    return Surface(verts, f, kji[f].mean(1), areas)
 
 
 def sample(field_: np.ndarray, kji: np.ndarray, order: int = 1,
@@ -118,32 +132,6 @@ def sample(field_: np.ndarray, kji: np.ndarray, order: int = 1,
         out[ins] = ndi.map_coordinates(field_.astype(np.float32), (kji[ins] - lo).T,
                                        order=order, mode="nearest")
     return out
-
-
-def resolve_owner(tissues: np.ndarray, owner: np.ndarray, sampling) -> np.ndarray:
-    """Owner map with every tissue voxel 1 (A) or 2 (B): 0/3 inside tissue -> nearest twin.
-
-    The nearest twin is searched in the box of the unresolved voxels grown by 16 mm (the
-    phantom's ambiguous band is 6 mm wide); when a voxel's nearest twin voxel is farther
-    than that, the whole grid is searched.
-    """
-    own = np.where(tissues > 0, owner, 0).astype(np.uint8)
-    sure = (own == Owner.A) | (own == Owner.B)
-    todo = (tissues > 0) & ~sure
-    if todo.any() and sure.any():
-        margin = 16.0
-        box = cr.grow(cr.bbox(todo), margin, sampling, own.shape)
-        sub_sure, sub_todo = sure[cr.sl(box)], todo[cr.sl(box)]
-        if sub_sure.any():
-            d, idx = ndi.distance_transform_edt(~sub_sure, sampling=sampling,
-                                                return_indices=True)
-            if d[sub_todo].max() < margin:
-                sub = own[cr.sl(box)]
-                sub[sub_todo] = sub[tuple(i[sub_todo] for i in idx)]
-                return own
-        _, idx = ndi.distance_transform_edt(~sure, sampling=sampling, return_indices=True)
-        own[todo] = own[tuple(i[todo] for i in idx)]
-    return own
 
 
 def _outline(s: Surface) -> np.ndarray:
@@ -193,36 +181,6 @@ def _plane(s: Surface, towards: np.ndarray) -> dict:
     return {"centre": centre, "normal": normal, "e1": e1, "e2": e2,
             "length_mm": 4.0 * np.sqrt(max(evals[2], 0.0)),
             "width_mm": 4.0 * np.sqrt(max(evals[1], 0.0))}
-
-
-_STL_FACE = np.dtype([("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attr", "<u2")])
-
-
-def _write_stl(verts: np.ndarray, faces: np.ndarray, path: Path, shift: np.ndarray,
-               max_faces: int | None = None) -> None:
-    """Binary STL of the triangles ``verts[faces]`` moved by ``shift`` (decimated to about
-    ``max_faces`` triangles when it has more)."""
-    from twinsep.casefolder import write_text_atomic
-
-    v = np.asarray(verts, np.float64)
-    f = np.asarray(faces, np.int64)
-    if max_faces and len(f) > max_faces:
-        try:
-            import fast_simplification
-
-            v32, f32 = fast_simplification.simplify(v.astype(np.float32), f.astype(np.int32),
-                                                    1.0 - max_faces / len(f))
-            v, f = np.asarray(v32, np.float64), np.asarray(f32, np.int64)
-        except Exception:
-            pass
-    tri = v[f] + np.asarray(shift, float)
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    packed = np.zeros(len(f), _STL_FACE)
-    packed["normal"] = n
-    packed["vertices"] = tri
-    header = np.zeros(80, np.uint8).tobytes() + np.uint32(len(f)).tobytes()
-    write_text_atomic(path, header + packed.tobytes())
 
 
 class _CutDistance:
@@ -344,11 +302,9 @@ def _ring_cm(head: Surface, plane: dict, target_mm: float, cut_dist: _CutDistanc
 
 
 def _smooth(su: Surface, iterations: int) -> np.ndarray:
-    """Vertices of ``su`` after Taubin smoothing (the parameters of the 3-D models)."""
-    from twinsep.models.surfaces import SurfaceSettings, taubin
-
-    ss = SurfaceSettings()
-    return taubin(su.verts, su.faces, ss.taubin_lambda, ss.taubin_mu, iterations)
+    """Vertices of ``su`` after Taubin smoothing (the factors of every closed surface,
+    :data:`twinsep.mesh.TAUBIN_LAMBDA` and ``TAUBIN_MU``)."""
+    return taubin(su.verts, su.faces, TAUBIN_LAMBDA, TAUBIN_MU, iterations)
 
 
 def _ring_lookup(head: Surface, plane: dict, clearance_mm: float, cut_dist: _CutDistance
@@ -438,7 +394,7 @@ class _Work:
                  box: cr.Box) -> None:
         self.box = box
         self.lo = tuple(b[0] for b in box)
-        self.volume = cr.crop_volume(tissues, box)
+        self.volume = crop(tissues, cr.sl(box))
         self._sp = tissues.spacing_kji
         self._own = own[cr.sl(box)]
         self._tissue = (heads["A"] | heads["B"])[cr.sl(box)]
@@ -493,8 +449,6 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         The ``reconstruction`` section of plan.json, plus ``_arrays`` (per twin: implant and
         closed masks) for tests; :func:`simulate_case` drops ``_arrays``.
     """
-    import trimesh
-
     from twinsep.errors import InputError
 
     s = settings or load_settings()
@@ -503,7 +457,10 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         raise InputError("labels/twins.nii.gz is not on the grid of labels/tissues.nii.gz")
     sp = tissues.spacing_kji
     tis = tissues.array
-    own = resolve_owner(tis, owner.array, sp)
+    try:
+        own = resolve_owner(tissues, owner, search_mm=OWNER_SEARCH_MM)
+    except InputError:
+        raise InputError("labels/twins.nii.gz must hold tissue of both twins (1 A, 2 B)") from None
     heads = {k: (own == code) & (tis > 0) for k, (code, _) in TWINS.items()}
     if not heads["A"].any() or not heads["B"].any():
         raise InputError("labels/twins.nii.gz must hold tissue of both twins (1 A, 2 B)")
@@ -606,8 +563,7 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         brain_overlap = int((implant & brain).sum())
         min_brain = _min_distance(implant, brain, ibox, tissues)
         imp_surf = surface(implant_w, tissues, sigma_vox=0.0, offset=w.lo)
-        imp_mesh = trimesh.Trimesh(_smooth(imp_surf, s.implant.mesh_smooth_iterations),
-                                   imp_surf.faces, process=True)
+        imp_mesh = Mesh(_smooth(imp_surf, s.implant.mesh_smooth_iterations), imp_surf.faces)
         # closed head: scalp over the closed cranium, in the opened space
         f = cr.coarse_factor(sp)
         obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,
@@ -644,15 +600,15 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             head_disp = head if step == 1 else surface(hx, tissues, step=step)
             skull_surf = surface(hx & (tis == Tissue.BONE), tissues, sigma_vox=0.0, step=step)
             files = {
-                "head": (head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES),
-                "skull": (skull_surf.verts, skull_surf.faces, MAX_DISPLAY_FACES),
-                "defect": (head.verts, head.faces[head.cut], None),
+                "head": Mesh(*simplify(head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES)),
+                "skull": Mesh(*simplify(skull_surf.verts, skull_surf.faces, MAX_DISPLAY_FACES)),
+                "defect": Mesh(head.verts, head.faces[head.cut]),
             }
             if len(imp_mesh.faces):
-                files["implant"] = (imp_mesh.vertices, imp_mesh.faces, None)
-            for key, (vv, ff, cap) in files.items():
+                files["implant"] = imp_mesh
+            for key, part in files.items():
                 fn = f"twin_{name}_{key}.stl"
-                _write_stl(vv, ff, models_dir / fn, shift, cap)
+                write_stl(models_dir / fn, part.moved(shift, SEPARATED_FRAME))
                 models[key] = f"models/{fn}"
         twins_out[name] = {
             "scalp_defect_cm2": areas["scalp"],
@@ -703,7 +659,8 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
                 fn = f"twin_{name}_expander_{k}.stl"
                 dome = ex.expander_mesh(cand.product, h_cm, pl["frame"],
                                         base_radius_mm=pl["base_radius_mm"])
-                _write_stl(dome.vertices, dome.faces, models_dir / fn, shift)
+                write_stl(models_dir / fn,
+                          Mesh(dome.vertices, dome.faces).moved(shift, SEPARATED_FRAME))
                 entry["model"] = f"models/{fn}"
             items.append(entry)
         exp_out[name] = items
@@ -731,12 +688,13 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             "bone_opening_cm2": areas["bone"],
             "implant": {
                 "model": models.get("implant"),
-                "area_cm2": float(imp_mesh.area / 200.0),
-                "surface_area_cm2": float(imp_mesh.area / 100.0),
-                "volume_ml": float(abs(imp_mesh.volume) / 1000.0) if len(imp_mesh.faces) else 0.0,
+                "area_cm2": float(imp_mesh.area_mm2 / 200.0),
+                "surface_area_cm2": float(imp_mesh.area_mm2 / 100.0),
+                "volume_ml": float(abs(imp_mesh.volume_mm3) / 1000.0) if len(imp_mesh.faces)
+                else 0.0,
                 "voxel_volume_ml": float(implant.sum() * tissues.voxel_volume_ml),
                 "thickness_mm": t_bone,
-                "watertight_mesh": bool(imp_mesh.is_watertight) if len(imp_mesh.faces) else False,
+                "watertight_mesh": imp_mesh.closed if len(imp_mesh.faces) else False,
                 "sphere_centre_mm": des["sphere_centre_mm"] + shift,
                 "sphere_radius_mm": des["sphere_radius_mm"],
                 "fit_points": des["fit_points"],

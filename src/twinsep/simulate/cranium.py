@@ -35,21 +35,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from twinsep.image import Volume, border_labels, fill_holes
+from twinsep.image import Volume, block_reduce, border_labels, bounding_box, fill_holes
 
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 
 # --- boxes -----------------------------------------------------------------------------
 def bbox(mask: np.ndarray) -> Box | None:
-    """Index box ``((k0, k1), (j0, j1), (i0, i1))`` (half open) of ``mask``; None if empty."""
-    out = []
-    for ax in range(3):
-        nz = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))
-        if not len(nz):
-            return None
-        out.append((int(nz[0]), int(nz[-1]) + 1))
-    return tuple(out)  # type: ignore[return-value]
+    """Index box ``((k0, k1), (j0, j1), (i0, i1))`` (half open) of ``mask``: the
+    :func:`twinsep.image.bounding_box` as bounds; None if empty."""
+    box = bounding_box(mask)
+    return None if box is None else tuple((b.start, b.stop) for b in box)  # type: ignore[return-value]
 
 
 def grow(box: Box, mm: float, spacing, shape) -> Box:
@@ -71,14 +67,6 @@ def sl(box: Box, within: Box | None = None) -> tuple[slice, slice, slice]:
     """Slices of ``box`` in the full grid, or relative to the box ``within``."""
     off = [0, 0, 0] if within is None else [w[0] for w in within]
     return tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(box, off, strict=True))  # type: ignore[return-value]
-
-
-def crop_volume(vol: Volume, box: Box, array: np.ndarray | None = None) -> Volume:
-    """The sub-grid ``box`` of ``vol`` (same spacing and direction, shifted origin)."""
-    lo = np.array([b[0] for b in box], float)
-    origin = vol.index_to_world(lo)
-    arr = vol.array[sl(box)] if array is None else array
-    return Volume(arr, tuple(origin), vol.spacing, vol.direction)
 
 
 def edt_box(features: np.ndarray, box: Box, limit_mm: float, spacing, *,
@@ -123,9 +111,7 @@ def coarse_edt(features: np.ndarray, spacing, factor: int) -> np.ndarray:
         return ndi.distance_transform_edt(~features, sampling=spacing).astype(np.float32)
     f = factor
     shp = features.shape
-    pad = [(0, (-n) % f) for n in shp]
-    x = np.pad(features, pad)
-    c = x.reshape(x.shape[0] // f, f, x.shape[1] // f, f, x.shape[2] // f, f).any(axis=(1, 3, 5))
+    c = block_reduce(features, (f, f, f), "any")
     if not c.any():
         return np.full(shp, np.inf, np.float32)
     d = ndi.distance_transform_edt(~c, sampling=[v * f for v in spacing]).astype(np.float32)
