@@ -260,10 +260,6 @@ def test_cli(tmp_path):
 
 
 def test_dicom_series(make_phantom_obj, tmp_path):
-    try:
-        from twinsep.exchange.dicom import write_ct_series  # noqa: F401
-    except ImportError:
-        pytest.skip("twinsep.exchange.dicom.write_ct_series is not available yet")
     import pydicom
 
     from twinsep.phantom import write_phantom
