@@ -12,7 +12,7 @@ from twinsep.errors import InputError
 from twinsep.simulate import expander_gain, fill_schedule, height_for_volume, load_settings
 from twinsep.simulate.expanders import Product, evaluate, expander_mesh, load_catalog
 
-CATALOG = Path(__file__).resolve().parents[1] / "examples" / "expanders.yaml"
+CATALOG = Path(__file__).resolve().parents[2] / "examples" / "expanders.yaml"
 
 
 # --- formulas, checked against numbers worked out by hand ------------------------------------

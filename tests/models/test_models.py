@@ -11,7 +11,7 @@ import pytest
 
 from twinsep.image import Volume
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _owner_without_ambiguous(owner: Volume) -> Volume:
