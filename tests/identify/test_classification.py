@@ -19,7 +19,7 @@ import pytest
 
 from twinsep.casefolder import PLAN_SCHEMA_VERSION, validate_plan
 from twinsep.errors import InputError
-from twinsep.identify.classification import TwinOrientation, _nasions, classify, pair_geometry
+from twinsep.identify.classification import TwinOrientation, classify, nasions, pair_geometry
 from twinsep.identify.shared import measure_shared
 
 #: Largest error (degrees) of the long-axis angle and of the axial rotation (the issue's
@@ -197,8 +197,8 @@ def test_nasion_landmarks_set_anterior(truth_case):
 
 
 def test_landmark_formats():
-    assert _nasions(None) == {"A": None, "B": None}
-    out = _nasions({"A": {"nasion": [1, 2, 3]}, "nasion_B": [4, 5, 6]})
+    assert nasions(None) == {"A": None, "B": None}
+    out = nasions({"A": {"nasion": [1, 2, 3]}, "nasion_B": [4, 5, 6]})
     assert np.allclose(out["A"], [1, 2, 3]) and np.allclose(out["B"], [4, 5, 6])
     with pytest.raises(InputError):
-        _nasions({"A": {"nasion": [1, 2]}})
+        nasions({"A": {"nasion": [1, 2]}})

@@ -97,17 +97,6 @@ def test_mask_surface_world_coordinates_oblique_anisotropic():
     assert np.linalg.norm(s.mesh.center_mass - centre) < 0.5
 
 
-def test_gltf_frame_is_a_proper_rotation():
-    from twinsep.exchange.gltf import LPS_MM_TO_GLTF, to_gltf_frame
-
-    r = LPS_MM_TO_GLTF[:3, :3] * 1000.0
-    assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
-    # superior is +Y (up), anterior (-y LPS) is +Z, patient left is +X; metres
-    assert np.allclose(to_gltf_frame([[0, 0, 1000.0]]), [[0, 1, 0]])
-    assert np.allclose(to_gltf_frame([[0, -1000.0, 0]]), [[0, 0, 1]])
-    assert np.allclose(to_gltf_frame([[1000.0, 0, 0]]), [[1, 0, 0]])
-
-
 def test_manifest_and_plan(models_case):
     from twinsep.casefolder import read_json
 
@@ -341,29 +330,6 @@ def test_coarse_field_blocks_align_to_the_grid():
                                     1 + d[1]:1 + d[1] + b.shape[1] - 2,
                                     1 + d[2]:1 + d[2] + b.shape[2] - 2])
     assert np.isclose(a.sum() * 8, full.sum())
-
-
-def test_glb_normals_and_seg_extents():
-    from scipy import ndimage as ndi
-
-    from twinsep.exchange.gltf import _normals
-    from twinsep.exchange.segmentation import _box_extent, _extent
-
-    v, f = _box_mesh()
-    tri = v[f]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    ref = np.zeros_like(v)
-    for c in range(3):
-        np.add.at(ref, f[:, c], fn)
-    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    np.testing.assert_allclose(_normals(v, f), ref, atol=1e-6)
-    lab = np.zeros((9, 8, 7), np.uint8)
-    lab[2:5, 1:3, 4:7] = 1
-    lab[7, 6, 0] = 3
-    boxes = ndi.find_objects(lab)
-    for value in (1, 3):
-        assert _box_extent(boxes[value - 1]) == _extent(lab == value)
-    assert _box_extent(None) == _extent(lab == 2)
 
 
 def test_layer_labelmap_matches_the_rules(phantom_total_case):

@@ -79,7 +79,7 @@ def to_gltf_frame(points_lps_mm: np.ndarray) -> np.ndarray:
     return p @ np.ascontiguousarray(LPS_MM_TO_GLTF[:3, :3].T) + LPS_MM_TO_GLTF[:3, 3]
 
 
-def _normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (float32; never zero length)."""
     p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     fn = np.cross(p1 - p0, p2 - p0)
@@ -134,7 +134,7 @@ def glb_bytes(parts: list[GltfPart], *, generator: str = "twinsep",
             verts = verts[used]
         f = f.astype(np.uint32)
         v = to_gltf_frame(verts).astype(np.float32)
-        nrm = _normals(v.astype(np.float64), f.astype(np.int64))
+        nrm = vertex_normals(v.astype(np.float64), f.astype(np.int64))
         pos_view = add_view(v.tobytes(), _ARRAY_BUFFER)
         accessors.append({"bufferView": pos_view, "componentType": _FLOAT, "count": len(v),
                           "type": "VEC3", "min": v.min(axis=0).tolist(),

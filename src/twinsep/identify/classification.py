@@ -329,7 +329,9 @@ def _angle(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
-def _nasions(landmarks: dict | None) -> dict[str, np.ndarray | None]:
+def nasions(landmarks: dict | None) -> dict[str, np.ndarray | None]:
+    """Each twin's nasion (world mm) from ``landmarks`` (``{"A": {"nasion": xyz}}`` or
+    ``{"nasion_A": xyz}``), None where it is not given."""
     out: dict[str, np.ndarray | None] = {"A": None, "B": None}
     if not landmarks:
         return out
@@ -436,7 +438,7 @@ def classify(tissues: Volume, owner: Volume, shared: SharedAnatomy,
     if own is None or own.shape != tissues.shape:
         own = resolve_owner(tissues, owner)
     brain = np.asarray(tissues.array) == Tissue.BRAIN
-    nas = _nasions(landmarks)
+    nas = nasions(landmarks)
     twins = {}
     for name, code in (("A", Owner.A), ("B", Owner.B)):
         m = brain & (own == code)
