@@ -171,15 +171,17 @@ def test_catalog_loads() -> None:
 
 @pytest.fixture(scope="module")
 def simulated(make_phantom_obj, tmp_path_factory: pytest.TempPathFactory):
-    """``simulated(fusion, spacing) -> (phantom, section, models dir, skull junction cm2)``."""
+    """``simulated(fusion, spacing, **spec) -> (phantom, section, models dir, skull junction
+    cm2)``: ``simulate_arrays`` with a models folder, once per phantom (``spec``: further
+    phantom options)."""
     from twinsep.simulate.core import simulate_arrays
 
     cache: dict = {}
 
-    def get(fusion: str, spacing: float):
-        key = (fusion, spacing)
+    def get(fusion: str, spacing: float, **spec):
+        key = (fusion, spacing, tuple(sorted(spec.items())))
         if key not in cache:
-            ph = make_phantom_obj(fusion=fusion, spacing=spacing)
+            ph = make_phantom_obj(fusion=fusion, spacing=spacing, **spec)
             out = tmp_path_factory.mktemp(f"models_{fusion}_{spacing:g}")
             sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG),
                                   models_dir=out)
@@ -190,6 +192,9 @@ def simulated(make_phantom_obj, tmp_path_factory: pytest.TempPathFactory):
 
 
 CASES = [("total", 2.0), ("total", 3.0), ("partial", 2.0), ("partial", 3.0)]
+#: The 1 mm phantoms' further options (small heads without noise or blur, to stay fast): the
+#: hole test and the smoothness test share one ``simulated`` run per fusion.
+SMALL_HEADS = {"scale_a": 0.45, "scale_b": 0.45, "noise": 0.0, "blur": 0.0}
 
 
 @pytest.mark.parametrize("fusion,spacing", CASES)
@@ -247,8 +252,9 @@ def test_implant_closes_skull_and_spares_brain(simulated, fusion: str, spacing: 
         assert cr["min_brain_distance_mm"] > 0
         imp = cr["implant"]
         assert imp["watertight_mesh"] and imp["volume_ml"] > 0 and imp["area_cm2"] > 0
-        m = trimesh.load(out / f"twin_{name}_implant.stl")
-        assert m.is_watertight
+        for part in ("implant", "skull"):  # the parts meant to be made: closed, outwards
+            m = trimesh.load(out / f"twin_{name}_{part}.stl")
+            assert m.is_watertight and m.volume > 0, part
         # the implant sits where the other twin was: test against the child's own brain
         arr = sec["_arrays"][name]["implant"]
         brain = (ph.tissues.array == 4) & (own == (1 if name == "A" else 2))
@@ -270,18 +276,16 @@ def test_total_expander_plan(simulated) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["total", "partial"])
-def test_no_hole_at_1mm(make_phantom_obj, fusion: str) -> None:
+def test_no_hole_at_1mm(simulated, fusion: str) -> None:
     """Skull + implant closed at 1 mm, and a 2 mm hole drilled through the implant is found
     (small heads, to stay fast)."""
     from scipy import ndimage as ndi
 
     from twinsep.labels import resolve_owner
     from twinsep.simulate import cranium as cr
-    from twinsep.simulate.core import OWNER_SEARCH_MM, simulate_arrays
+    from twinsep.simulate.core import OWNER_SEARCH_MM
 
-    ph = make_phantom_obj(fusion=fusion, spacing=1.0, scale_a=0.45, scale_b=0.45, noise=0.0,
-                          blur=0.0)
-    sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG))
+    ph, sec, _, _ = simulated(fusion, 1.0, **SMALL_HEADS)
     tis = ph.tissues.array
     own = resolve_owner(ph.tissues, ph.owner, search_mm=OWNER_SEARCH_MM)
     for name, code in (("A", 1), ("B", 2)):
@@ -352,25 +356,22 @@ def test_cli_simulate_writes_plan(tmp_path: Path, make_phantom_obj) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["total", "partial"])
-def test_implant_mesh_is_smooth(make_phantom_obj, tmp_path: Path, fusion: str) -> None:
+def test_implant_mesh_is_smooth(simulated, fusion: str) -> None:
     """At 1 mm the implant STL is smoothed, not the voxel staircase: neighbouring faces meet
     at smaller angles than on the marching-cubes mesh of the implant's voxels, with the
     volume kept. (At 2-3 mm a 2 mm implant is one voxel thick: nothing to smooth.)"""
     import trimesh
 
-    from twinsep.simulate.core import simulate_arrays, surface
+    from twinsep.simulate.core import surface
 
     def mean_angle(m) -> float:
         adj = m.face_adjacency
         cos = np.clip((m.face_normals[adj[:, 0]] * m.face_normals[adj[:, 1]]).sum(1), -1, 1)
         return float(np.degrees(np.arccos(cos)).mean())
 
-    ph = make_phantom_obj(fusion=fusion, spacing=1.0, scale_a=0.45, scale_b=0.45, noise=0.0,
-                          blur=0.0)
-    sec = simulate_arrays(ph.tissues, ph.owner, products=load_catalog(CATALOG),
-                          models_dir=tmp_path)
+    ph, sec, out, _ = simulated(fusion, 1.0, **SMALL_HEADS)  # the STL files are in out
     for name in "AB":
-        m = trimesh.load(tmp_path / f"twin_{name}_implant.stl", force="mesh")
+        m = trimesh.load(out / f"twin_{name}_implant.stl", force="mesh")
         raw = surface(sec["_arrays"][name]["implant"], ph.tissues, sigma_vox=0.0)
         rm = trimesh.Trimesh(raw.verts, raw.faces, process=True)
         assert m.is_watertight
