@@ -35,6 +35,9 @@ def _case(tmp: Path, phantom_dir: Path, name: str, *, swap: bool = False) -> Pat
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, make_phantom_case):
+    """``(earlier phantom, later phantom, earlier case, later case)``: the default phantom and
+    the same twins at 12 months. The earlier case is only read (compare writes ``growth``
+    into the later one)."""
     tmp = tmp_path_factory.mktemp("growth")
     ph_e = make_phantom_case(spacing=SPACING)
     ph_l = make_phantom_case(spacing=SPACING, age_months=AGE)
@@ -111,14 +114,13 @@ def test_compare_known_growth(pair, tmp_path):
     assert again.growth == g
 
 
-def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
+def test_swapped_twins_are_matched_by_position(pair, tmp_path, make_phantom_case):
     """A later scan placed upside down whose identify stage named the twins the other way."""
     from twinsep.compare import compare
 
-    ph_e = make_phantom_case(spacing=SPACING)
+    e = pair[2]  # the default phantom's case
     ph_l = make_phantom_case(spacing=SPACING, age_months=AGE,
                              placement=(180.0, 0.0, 8.0, 5.0, -4.0, 6.0))
-    e = _case(tmp_path, ph_e, "earlier")
     lt = _case(tmp_path, ph_l, "later", swap=True)
     cmp = compare(e, lt)
     g = cmp.growth
@@ -135,11 +137,11 @@ def test_swapped_twins_are_matched_by_position(tmp_path, make_phantom_case):
     assert any("per-month" in n for n in g["notes"])
 
 
-def test_unrelated_cases_are_refused(tmp_path, make_phantom_case):
+def test_unrelated_cases_are_refused(pair, tmp_path, make_phantom_case):
     from twinsep.compare import compare
     from twinsep.errors import InputError
 
-    e = _case(tmp_path, make_phantom_case(spacing=SPACING), "earlier")
+    e = pair[2]  # the default phantom's case
     other = make_phantom_case(spacing=SPACING, fusion="partial", long_axis_angle=110.0,
                               axial_rotation=90.0, seed=3)
     lt = _case(tmp_path, other, "other")
