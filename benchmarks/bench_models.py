@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_models.py [--spacing 2] [--mc-spacing-mm 1]
 [--cache DIR] [--profile FILE]``.
 
-The case is prepared as ``tests/test_models.py`` does: the default total phantom, its
+The case is prepared as ``tests/models/test_models.py`` does: the default total phantom, its
 ambiguous owner voxels given to the nearest twin. Prints, per layer, the triangles
 extracted and kept, the smoothing's volume change, volume, area and whether the mesh is
 watertight; then the wall-clock and CPU time of each step (label map, surfaces, doll,

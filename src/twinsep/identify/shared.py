@@ -52,9 +52,9 @@ Junction area
 Tissue volumes
     Voxel counts x voxel volume per twin and tissue (ml).
 
-Accuracy on the phantoms (truth owner map, 2 mm; ``tests/test_shared.py``): junction area
-within +-2 % of the analytic truth (the staircase area was +6 to +10 %); brain contact
-area within -12 to -2 % of ``truth.json``, whose value is itself 6-10 % above the
+Accuracy on the phantoms (truth owner map, 2 mm; ``tests/identify/test_shared.py``):
+junction area within +-2 % of the analytic truth (the staircase area was +6 to +10 %);
+brain contact area within -12 to -2 % of ``truth.json``, whose value is itself 6-10 % above the
 converged analytic area (it interpolates the brain probability on a 1.5 mm grid); against
 the converged area within +-4 %.
 """
