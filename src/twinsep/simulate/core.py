@@ -49,8 +49,10 @@ from twinsep.mesh import (
     TAUBIN_LAMBDA,
     TAUBIN_MU,
     Mesh,
+    decimate,
     grid_to_world,
     iso_surface,
+    mask_mesh,
     simplify,
     taubin,
 )
@@ -60,6 +62,8 @@ from twinsep.simulate.settings import ReconstructionSettings, load_settings
 
 TWINS = {"A": (Owner.A, Owner.B), "B": (Owner.B, Owner.A)}
 MAX_DISPLAY_FACES = 150_000
+#: Grid (mm) of the display meshes (head, skull), and of the skull's closed surface.
+DISPLAY_GRID_MM = 1.0
 #: The nearest twin of a leftover 0 or 3 inside the head is searched first this far (mm) from
 #: those voxels (the phantom's ambiguous band is 6 mm wide), see
 #: :func:`twinsep.labels.resolve_owner`.
@@ -305,6 +309,30 @@ def _smooth(su: Surface, iterations: int) -> np.ndarray:
     """Vertices of ``su`` after Taubin smoothing (the factors of every closed surface,
     :data:`twinsep.mesh.TAUBIN_LAMBDA` and ``TAUBIN_MU``)."""
     return taubin(su.verts, su.faces, TAUBIN_LAMBDA, TAUBIN_MU, iterations)
+
+
+def _part(su: Surface, mask: np.ndarray, vol: Volume, start: tuple[int, int, int],
+          iterations: int, max_faces: int | None, mc_spacing_mm: float = 0.0) -> Mesh:
+    """The mesh of a part meant to be made (the implant, the skull): closed.
+
+    The marching-cubes surface ``su`` of the binary ``mask`` (at 0.5), smoothed by
+    ``iterations`` Taubin steps and decimated to ``max_faces``, when that is closed; else
+    the closed surface of :func:`twinsep.mesh.mask_mesh` (the closedness fix of every model:
+    marching cubes just below 0.5 on the padded mask, on blocks of ``mc_spacing_mm``,
+    oriented outwards), smoothed alike and decimated keeping it closed. ``mask`` starts at
+    index ``start`` of ``vol``'s grid.
+    """
+    v = _smooth(su, iterations) if iterations > 0 else su.verts
+    mesh = Mesh(*simplify(v, su.faces, max_faces))
+    if not mesh.n_faces or mesh.closed:
+        return mesh
+    fixed = mask_mesh(mask, vol, start=start, mc_spacing_mm=mc_spacing_mm,
+                      smooth_iterations=iterations)
+    if fixed is None:
+        return mesh
+    if max_faces:
+        fixed = Mesh(*decimate(fixed.vertices, fixed.faces, max_faces, closed=True))
+    return fixed
 
 
 def _ring_lookup(head: Surface, plane: dict, clearance_mm: float, cut_dist: _CutDistance
@@ -563,7 +591,8 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         brain_overlap = int((implant & brain).sum())
         min_brain = _min_distance(implant, brain, ibox, tissues)
         imp_surf = surface(implant_w, tissues, sigma_vox=0.0, offset=w.lo)
-        imp_mesh = Mesh(_smooth(imp_surf, s.implant.mesh_smooth_iterations), imp_surf.faces)
+        imp_mesh = _part(imp_surf, implant_w, tissues, w.lo, s.implant.mesh_smooth_iterations,
+                         None)
         # closed head: scalp over the closed cranium, in the opened space
         f = cr.coarse_factor(sp)
         obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,
@@ -596,12 +625,13 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         models = {}
         if models_dir is not None:
             # display meshes sampled at about 1 mm (then decimated to the display cap)
-            step = max(1, round(1.0 / max(sp)))
+            step = max(1, round(DISPLAY_GRID_MM / max(sp)))
             head_disp = head if step == 1 else surface(hx, tissues, step=step)
             skull_surf = surface(hx & (tis == Tissue.BONE), tissues, sigma_vox=0.0, step=step)
             files = {
                 "head": Mesh(*simplify(head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES)),
-                "skull": Mesh(*simplify(skull_surf.verts, skull_surf.faces, MAX_DISPLAY_FACES)),
+                "skull": _part(skull_surf, hx & (tis == Tissue.BONE), tissues, (0, 0, 0), 0,
+                               MAX_DISPLAY_FACES, DISPLAY_GRID_MM),
                 "defect": Mesh(head.verts, head.faces[head.cut]),
             }
             if len(imp_mesh.faces):
