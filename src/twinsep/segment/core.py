@@ -55,6 +55,8 @@ rim at about 1 mm); full resolution is kept for every voxel-level decision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -626,12 +628,38 @@ def segment_ct(
     InputError
         If the image holds no head (nothing above ``head_hu``) or does not look like HU.
     """
-    from scipy import ndimage as ndi
-
     s = settings or CTSettings()
     sp = ct.spacing_kji
     vox_ml = ct.voxel_volume_ml
     arr = np.asarray(ct.array)
+    _check_hu(arr, s)
+    _report(progress, "head", 0.0)
+    box, head, h, raw = _head(arr, sp, s, progress)
+    _report(progress, "bone", 0.15)
+    bone, bone_idx, bone_peak = _bone(raw, head, sp, vox_ml, s)
+    _report(progress, "inside of the skull", 0.3)
+    inside = _inside(head, bone, sp, vox_ml, s)
+    spill = _bone_spill(h, raw, head, bone, inside, bone_idx, bone_peak, sp, s)
+    del bone_idx, bone_peak
+    _report(progress, "vessels", 0.5)
+    vessel, near_bone = _vessels(spill.hx, inside, bone, sp, vox_ml, s)
+    _report(progress, "brain and CSF", 0.75)
+    brain, csf = _brain_and_csf(spill.hb, inside, vessel, bone, near_bone, sp, vox_ml, s)
+    _report(progress, "labels", 0.95)
+    sub = np.zeros(head.shape, np.uint8)
+    sub[head] = Tissue.SCALP
+    sub[csf] = Tissue.CSF
+    sub[brain] = Tissue.BRAIN
+    sub[vessel] = Tissue.VESSEL
+    sub[bone] = Tissue.BONE
+    out = np.zeros(ct.shape, np.uint8)
+    out[box] = sub
+    _report(progress, "done", 1.0)
+    return ct.with_array(out)
+
+
+def _check_hu(arr: np.ndarray, s: CTSettings) -> None:
+    """Refuse NaN/infinite voxels and an image with no air (not HU)."""
     if arr.dtype.kind not in "iub" and not np.isfinite(arr).all():
         raise InputError("the scan holds NaN or infinite values")
     amin = float(arr.min())
@@ -640,8 +668,17 @@ def segment_ct(
             f"the scan has no air (minimum {amin:.0f}); is it a CT in Hounsfield units?"
         )
 
-    # --- head, found on a coarse grid first; everything else is done in its box ----------
-    _report(progress, "head", 0.0)
+
+def _head(arr: np.ndarray, sp: tuple[float, ...], s: CTSettings, progress: Progress | None
+          ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The head, found on a coarse grid first; everything else is done in its box.
+
+    Returns the box (slices of the CT), the head mask (holes filled), the smoothed HU and
+    the unsmoothed HU in the CT's own type (integer types are cheaper to filter), all in
+    the box.
+    """
+    from scipy import ndimage as ndi
+
     fc = _factors(sp, 2.0)
     coarse = arr[:: fc[0], :: fc[1], :: fc[2]] > s.head_hu
     if not coarse.any():
@@ -669,16 +706,17 @@ def segment_ct(
                                                                            strict=True))
     head = fill_holes(head_o[inner])
     h = np.ascontiguousarray(hs_o[inner])
-    del hu_o, hs_o, head_o
-    # the unsmoothed HU in the CT's own type (integer types are cheaper to filter)
     raw = np.ascontiguousarray(arr[box])
-    shape = head.shape
+    return box, head, h, raw
 
-    # --- bone -----------------------------------------------------------------------------
-    _report(progress, "bone", 0.15)
+
+def _bone(raw: np.ndarray, head: np.ndarray, sp: tuple[float, ...], vox_ml: float,
+          s: CTSettings) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+    """Bone by the partial-volume rule on the unsmoothed HU (noise matters little at these
+    levels and smoothing would widen the thin bone); its voxels and their local peaks."""
+    from scipy import ndimage as ndi
+
     size = [2 * round(s.bone_peak_radius_mm / v) + 1 for v in sp]
-    # on the unsmoothed HU: noise matters little at these levels and smoothing would widen
-    # the thin bone
     if raw.dtype.kind in "iu":
         info = np.iinfo(raw.dtype)
         fill = raw.dtype.type(min(max(s.head_hu, info.min), info.max))
@@ -693,18 +731,22 @@ def segment_ct(
     del thr
     bone = _drop_small(bone, s.min_bone_ml / vox_ml)
     bone_idx = np.nonzero(bone)
-    bone_peak = peak[bone_idx].astype(np.float32)
-    del peak
+    return bone, bone_idx, peak[bone_idx].astype(np.float32)
 
-    # --- inside of the skull ----------------------------------------------------------------
-    # a voxel is inside when it lies deeper below the head surface than the nearest voxel
-    # of the skull shell: robust to gaps in the bone (fontanelles, thin bone lost to the
-    # grid) and to the bone-free junction of a total craniopagus; bone deeper than
-    # skull_max_depth_mm (a partial fusion's plate between the heads) is not shell.
-    # The nearest shell voxel is looked up exactly for the voxels next to the shell, and
-    # further away on a grid of about 2 mm whose cells stand for the deepest shell voxel
-    # they hold.
-    _report(progress, "inside of the skull", 0.3)
+
+def _inside(head: np.ndarray, bone: np.ndarray, sp: tuple[float, ...], vox_ml: float,
+            s: CTSettings) -> np.ndarray:
+    """The inside of the skull.
+
+    A voxel is inside when it lies deeper below the head surface than the nearest voxel of
+    the skull shell: robust to gaps in the bone (fontanelles, thin bone lost to the grid)
+    and to the bone-free junction of a total craniopagus; bone deeper than
+    skull_max_depth_mm (a partial fusion's plate between the heads) is not shell. The
+    nearest shell voxel is looked up exactly for the voxels next to the shell, and further
+    away on a grid of about 2 mm whose cells stand for the deepest shell voxel they hold.
+    """
+    from scipy import ndimage as ndi
+
     depth = _depth(head, sp, DEPTH_GRID_MM)
     shell = bone & (depth <= s.skull_max_depth_mm)
     if shell.sum() * vox_ml >= s.min_bone_ml:
@@ -726,62 +768,31 @@ def segment_ct(
     else:  # no skull found: a shell of fixed depth stands in for scalp and bone
         inside = head & ~bone & (depth > s.shell_depth_mm)
     del depth
-    inside = _drop_small(inside, s.min_brain_ml / vox_ml)
+    return _drop_small(inside, s.min_brain_ml / vox_ml)
 
-    # --- spill of the blurred bone ----------------------------------------------------------
+
+@dataclass
+class _Spill:
+    """The CT with the spill of the blurred bone taken out: ``hx`` for vessels (exact
+    unmixing), ``hb`` for brain and CSF (a wide estimate)."""
+
+    hx: np.ndarray
+    hb: np.ndarray
+
+
+def _bone_spill(h: np.ndarray, raw: np.ndarray, head: np.ndarray, bone: np.ndarray,
+                inside: np.ndarray, bone_idx: tuple[np.ndarray, ...], bone_peak: np.ndarray,
+                sp: tuple[float, ...], s: CTSettings) -> _Spill:
+    """Thin-bone edges, bone against contrast and the spill of the blurred bone.
+
+    ``bone`` and ``inside`` are updated in place: bone voxels that a blurred plate model or
+    the rim against a sinus gives back go to the inside (or the scalp).
+    """
     blur = float(np.hypot(s.psf_mm, s.smoothing_mm))
-    g_bone = _gaussian(bone, blur, sp, mode="constant")
-    bone_level = _bone_level(h, g_bone, bone, head & ~inside, s)
-    # thin blurred bone: with the bone's level known, its edge is where a blurred plate
-    # of the local peak has it (half way only for thick bone); the level is fitted again
-    # with the thinner bone (a too thick mask makes it low)
-    for _ in range(3 if s.bone_edge_model else 0):
-        thr = _plate_edge(bone_peak, bone_level, base)
-        k, j, i = bone_idx
-        drop = raw[k, j, i] < np.maximum(thr, np.float32(s.bone_min_hu))
-        del thr
-        if drop.size == 0 or drop.sum() < 0.002 * drop.size:
-            break
-        lost = np.zeros(shape, bool)
-        lost[k[drop], j[drop], i[drop]] = True
-        bone &= ~lost
-        # bone taken off the inner table joins the inside, off the outer table the scalp
-        inside |= lost & _dilate(inside, 1.01 * max(sp), sp)
-        del lost
-        keep = ~drop
-        bone_idx = (k[keep], j[keep], i[keep])
-        bone_peak = bone_peak[keep]
-        g_bone = _gaussian(bone, blur, sp, mode="constant")
-        bone_level = _bone_level(h, g_bone, bone, head & ~inside, s)
-    del bone_idx, bone_peak
+    g_bone, bone_level = _thin_bone_edges(h, raw, head, bone, inside, bone_idx, bone_peak,
+                                          blur, sp, s)
     hx = _unmix(h, g_bone, bone, bone_level, s) if s.bone_spill_gain > 0 else h.copy()
-    # bone against contrast: the edge lies half way between the bone's level and the
-    # level across the rim (not the soft tissue's), so the blurred rim of a sinus against
-    # the skull is not bone. The level across is a local mean (sigma rim_level_mm) of
-    # the inside voxels where the spill is small (the blurred bone adds < 5% of its level)
-    sample = inside & (g_bone < 0.05)
-    rim = bone & _dilate(inside, 1.01 * max(sp), sp)
-    if sample.any() and rim.any():
-        fl, level_x = _local_mean(h, sample, s.rim_level_mm, sp)
-        lx = _gather(level_x, fl, rim)
-        del level_x
-        k, j, i = np.nonzero(rim)
-        flip = (lx >= 0.5 * s.vessel_hu) & (raw[k, j, i] < 0.5 * (bone_level + lx))
-        cand = np.zeros(shape, bool)
-        cand[k[flip], j[flip], i[flip]] = True
-        del k, j, i, lx, flip
-        if cand.any():
-            bone &= ~cand
-            inside |= cand
-            # the blurred mask and the unmixed HU change only near the flipped voxels
-            rad = tuple(int(3.0 * blur / v + 0.5) + 1 for v in sp)
-            cb = bounding_box(cand, rad) or _EMPTY
-            g_bone[cb] -= _gaussian(cand[cb], blur, sp, mode="constant")
-            np.maximum(g_bone[cb], 0, out=g_bone[cb])
-            if s.bone_spill_gain > 0:
-                hx[cb] = _unmix(h[cb], g_bone[cb], bone[cb], bone_level, s)
-        del cand
-    del sample, rim
+    _rim_against_contrast(h, hx, raw, bone, inside, g_bone, bone_level, blur, sp, s)
     # for brain and CSF: the bone's excess over soft tissue, blurred by bone_spill_mm, is
     # taken away (a wide estimate of the spill: it keeps the CSF next to the skull CSF)
     if s.bone_spill_mm > 0:
@@ -792,9 +803,79 @@ def segment_ct(
         del excess
     else:
         hb = h
+    return _Spill(hx=hx, hb=hb)
 
-    # --- vessels ------------------------------------------------------------------------------
-    _report(progress, "vessels", 0.5)
+
+def _thin_bone_edges(h: np.ndarray, raw: np.ndarray, head: np.ndarray, bone: np.ndarray,
+                     inside: np.ndarray, bone_idx: tuple[np.ndarray, ...],
+                     bone_peak: np.ndarray, blur: float, sp: tuple[float, ...],
+                     s: CTSettings) -> tuple[np.ndarray, float]:
+    """Thin blurred bone: with the bone's level known, its edge is where a blurred plate of
+    the local peak has it (half way only for thick bone); the level is fitted again with
+    the thinner bone (a too thick mask makes it low). Returns the blurred bone mask and
+    the bone's level (HU); ``bone`` and ``inside`` change in place."""
+    g_bone = _gaussian(bone, blur, sp, mode="constant")
+    bone_level = _bone_level(h, g_bone, bone, head & ~inside, s)
+    for _ in range(3 if s.bone_edge_model else 0):
+        thr = _plate_edge(bone_peak, bone_level, s.soft_tissue_hu)
+        k, j, i = bone_idx
+        drop = raw[k, j, i] < np.maximum(thr, np.float32(s.bone_min_hu))
+        del thr
+        if drop.size == 0 or drop.sum() < 0.002 * drop.size:
+            break
+        lost = np.zeros(head.shape, bool)
+        lost[k[drop], j[drop], i[drop]] = True
+        bone &= ~lost
+        # bone taken off the inner table joins the inside, off the outer table the scalp
+        inside |= lost & _dilate(inside, 1.01 * max(sp), sp)
+        del lost
+        keep = ~drop
+        bone_idx = (k[keep], j[keep], i[keep])
+        bone_peak = bone_peak[keep]
+        g_bone = _gaussian(bone, blur, sp, mode="constant")
+        bone_level = _bone_level(h, g_bone, bone, head & ~inside, s)
+    return g_bone, bone_level
+
+
+def _rim_against_contrast(h: np.ndarray, hx: np.ndarray, raw: np.ndarray, bone: np.ndarray,
+                          inside: np.ndarray, g_bone: np.ndarray, bone_level: float,
+                          blur: float, sp: tuple[float, ...], s: CTSettings) -> None:
+    """Bone against contrast: the edge lies half way between the bone's level and the level
+    across the rim (not the soft tissue's), so the blurred rim of a sinus against the skull
+    is not bone. The level across is a local mean (sigma rim_level_mm) of the inside voxels
+    where the spill is small (the blurred bone adds < 5% of its level). ``bone``,
+    ``inside``, ``g_bone`` and ``hx`` change in place."""
+    sample = inside & (g_bone < 0.05)
+    rim = bone & _dilate(inside, 1.01 * max(sp), sp)
+    if not (sample.any() and rim.any()):
+        return
+    fl, level_x = _local_mean(h, sample, s.rim_level_mm, sp)
+    lx = _gather(level_x, fl, rim)
+    del level_x, sample
+    k, j, i = np.nonzero(rim)
+    flip = (lx >= 0.5 * s.vessel_hu) & (raw[k, j, i] < 0.5 * (bone_level + lx))
+    cand = np.zeros(bone.shape, bool)
+    cand[k[flip], j[flip], i[flip]] = True
+    del k, j, i, lx, flip
+    if not cand.any():
+        return
+    bone &= ~cand
+    inside |= cand
+    # the blurred mask and the unmixed HU change only near the flipped voxels
+    rad = tuple(int(3.0 * blur / v + 0.5) + 1 for v in sp)
+    cb = bounding_box(cand, rad) or _EMPTY
+    g_bone[cb] -= _gaussian(cand[cb], blur, sp, mode="constant")
+    np.maximum(g_bone[cb], 0, out=g_bone[cb])
+    if s.bone_spill_gain > 0:
+        hx[cb] = _unmix(h[cb], g_bone[cb], bone[cb], bone_level, s)
+
+
+def _vessels(hx: np.ndarray, inside: np.ndarray, bone: np.ndarray, sp: tuple[float, ...],
+             vox_ml: float, s: CTSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Contrast-filled vessels: tubular seeds (vesselness) grown through contrast voxels
+    at most vessel_grow_mm away (measured on a grid of about 1 mm). Returns the vessel mask
+    and the voxels near the bone (bone_margin_mm)."""
+    shape = hx.shape
     contrast = inside & (hx >= s.vessel_hu)
     near_bone = _dilate(bone, s.bone_margin_mm, sp) & ~bone
     img = np.minimum(hx, s.bone_min_hu)
@@ -803,8 +884,6 @@ def segment_ct(
     vness = _vesselness(img, core_cand, sp, s, min_ml=s.min_vessel_ml)
     seeds = core_cand & (vness >= s.vesselness_threshold) & (hx >= s.vessel_seed_hu)
     del vness, img
-    # grow from the tubular seeds through contrast voxels, at most vessel_grow_mm away
-    # (measured on a grid of about 1 mm)
     fg = _factors(sp, 1.0)
     spg = tuple(v * b for v, b in zip(sp, fg, strict=True))
     seeds_g = block_reduce(seeds, fg, "max", fill=False)
@@ -824,10 +903,14 @@ def segment_ct(
         del lab
     if vessel.any() and s.bone_margin_mm > 0:
         vessel |= contrast & near_bone & _dilate(vessel, s.bone_margin_mm, sp)
-    vessel = _drop_small(vessel, s.min_vessel_ml / vox_ml)
+    return _drop_small(vessel, s.min_vessel_ml / vox_ml), near_bone
 
-    # --- brain and CSF -------------------------------------------------------------------------
-    _report(progress, "brain and CSF", 0.75)
+
+def _brain_and_csf(hb: np.ndarray, inside: np.ndarray, vessel: np.ndarray, bone: np.ndarray,
+                   near_bone: np.ndarray, sp: tuple[float, ...], vox_ml: float,
+                   s: CTSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Brain (at or above brain_hu, off the dura margin) and CSF/dura (the rest of the
+    inside); small CSF islands enclosed by brain become brain."""
     rest = inside & ~vessel
     if s.dura_margin_mm == s.bone_margin_mm:
         dura = near_bone | bone
@@ -837,37 +920,33 @@ def segment_ct(
     brain = _drop_small(brain, s.min_brain_ml / vox_ml)
     csf = rest & ~brain
     if s.max_csf_hole_ml > 0 and csf.any():
-        cbx = bounding_box(csf, 1) or _EMPTY
-        lab, n = _components(csf[cbx])
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        small = sizes < s.max_csf_hole_ml / vox_ml
-        small[0] = False
-        if small.any():
-            # a small CSF island touching no bone and no scalp is a hole in the brain
-            touch = np.zeros(n + 1, bool)
-            border = _dilate(~inside[cbx], 1.01 * max(sp), sp) & (lab > 0)
-            touch[np.unique(lab[border])] = True
-            del border
-            objs = ndi.find_objects(lab)
-            sub_b, sub_c = brain[cbx], csf[cbx]
-            for c in np.flatnonzero(small & ~touch):
-                sl = objs[c - 1]
-                f = lab[sl] == c
-                sub_b[sl] |= f
-                sub_c[sl] &= ~f
-        del lab
+        _fill_csf_holes(brain, csf, inside, sp, s.max_csf_hole_ml / vox_ml)
+    return brain, csf
 
-    _report(progress, "labels", 0.95)
-    sub = np.zeros(shape, np.uint8)
-    sub[head] = Tissue.SCALP
-    sub[csf] = Tissue.CSF
-    sub[brain] = Tissue.BRAIN
-    sub[vessel] = Tissue.VESSEL
-    sub[bone] = Tissue.BONE
-    out = np.zeros(ct.shape, np.uint8)
-    out[box] = sub
-    _report(progress, "done", 1.0)
-    return ct.with_array(out)
+
+def _fill_csf_holes(brain: np.ndarray, csf: np.ndarray, inside: np.ndarray,
+                    sp: tuple[float, ...], max_voxels: float) -> None:
+    """A small CSF island touching no bone and no scalp is a hole in the brain (in place)."""
+    from scipy import ndimage as ndi
+
+    cbx = bounding_box(csf, 1) or _EMPTY
+    lab, n = _components(csf[cbx])
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    small = sizes < max_voxels
+    small[0] = False
+    if not small.any():
+        return
+    touch = np.zeros(n + 1, bool)
+    border = _dilate(~inside[cbx], 1.01 * max(sp), sp) & (lab > 0)
+    touch[np.unique(lab[border])] = True
+    del border
+    objs = ndi.find_objects(lab)
+    sub_b, sub_c = brain[cbx], csf[cbx]
+    for c in np.flatnonzero(small & ~touch):
+        sl = objs[c - 1]
+        f = lab[sl] == c
+        sub_b[sl] |= f
+        sub_c[sl] &= ~f
 
 
 # --- case ---------------------------------------------------------------------------------------
