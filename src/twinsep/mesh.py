@@ -112,14 +112,16 @@ def grid_to_world(vol: Volume, kji: np.ndarray, offset: Sequence[float] = (0.0, 
 
 
 def iso_surface(field: np.ndarray, level: float, *, step_size: int = 1,
-                allow_degenerate: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes (Lewiner, skimage) of ``field`` at ``level``: vertices in the field's
-    array indices (float64) and triangles (int64), as skimage orients them."""
+                allow_degenerate: bool = False, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes (Lewiner, skimage) of ``field`` at ``level``, the one call of it:
+    vertices in the field's array indices (float32, as skimage gives them) and triangles
+    (int64), as skimage orients them. ``mask``: only the cubes where it is true."""
     from skimage.measure import marching_cubes as _lewiner
 
     verts, faces, _, _ = _lewiner(field, level=level, step_size=step_size,
-                                  allow_degenerate=allow_degenerate)
-    return verts.astype(np.float64), np.asarray(faces, np.int64)
+                                  allow_degenerate=allow_degenerate, mask=mask)
+    return verts, np.asarray(faces, np.int64)
 
 
 def marching_cubes(field: np.ndarray, vol: Volume, *, offset: Sequence[float] = (0, 0, 0),

@@ -71,6 +71,7 @@ from scipy import ndimage as ndi
 from twinsep.errors import InputError
 from twinsep.image import Volume, bounding_box, crop
 from twinsep.labels import TISSUE_NAMES, Owner, Tissue, resolve_owner
+from twinsep.mesh import iso_surface
 
 #: A vessel component is shared only if its minor twin holds at least this share of it.
 MIN_MINOR_SHARE = 0.02
@@ -242,8 +243,6 @@ def junction_surface(tissues: Volume, own: np.ndarray) -> JunctionSurface:
     own : ndarray
         Resolved owner codes 0/1/2 (see :func:`twinsep.labels.resolve_owner`).
     """
-    from skimage.measure import marching_cubes
-
     a_all, b_all = own == Owner.A, own == Owner.B
     box = _meeting_box(a_all, b_all, JUNCTION_MARGIN_VOXELS)
     if box is None:
@@ -256,7 +255,7 @@ def junction_surface(tissues: Volume, own: np.ndarray) -> JunctionSurface:
     del dist_a, dist_b
     if field.min() >= 0 or field.max() <= 0 or min(field.shape) < 2:
         return JunctionSurface.empty()
-    verts, faces, _, _ = marching_cubes(field, level=0.0, allow_degenerate=False)
+    verts, faces = iso_surface(field, 0.0)
     edges = _edge_vectors(tissues)  # rows: world step (mm) of k, j, i
     start = np.array([sl.start for sl in box], float)
     tri = (verts[faces] + start) @ edges + tissues.index_to_world(np.zeros(3))

@@ -20,6 +20,7 @@ import numpy as np
 
 from twinsep.image import Volume
 from twinsep.labels import TISSUE_NAMES, Tissue
+from twinsep.mesh import iso_surface
 from twinsep.phantom.anatomy import LAYERS_MM
 
 if TYPE_CHECKING:
@@ -55,14 +56,12 @@ def classify(spec: PhantomSpec, shared_crosses: bool) -> dict:
 
 def _mesh_area(field: np.ndarray, mask: np.ndarray | None, spacing: float):
     """Triangles of the zero surface: (centroids in index units, areas in mm^2)."""
-    from skimage.measure import marching_cubes
-
     if field.min() >= 0 or field.max() <= 0:
         return np.zeros((0, 3)), np.zeros(0)
     if mask is not None and not mask.any():
         return np.zeros((0, 3)), np.zeros(0)
     try:
-        verts, faces, _, _ = marching_cubes(field, 0.0, mask=mask)
+        verts, faces = iso_surface(field, 0.0, allow_degenerate=True, mask=mask)
     except (ValueError, RuntimeError):
         return np.zeros((0, 3)), np.zeros(0)
     tri = verts[faces]

@@ -27,6 +27,7 @@ from twinsep import __version__
 from twinsep.casefolder import Case, load_plan, load_timings, read_json
 from twinsep.image import bounding_box
 from twinsep.labels import TWIN_COLOURS
+from twinsep.mesh import iso_surface
 
 #: Section ids of the report of a conjoined pair, in order.
 CONJOINED_SECTIONS: tuple[str, ...] = (
@@ -211,8 +212,6 @@ def _surface(mask: np.ndarray | Callable[[int], np.ndarray], step: int, affine: 
     ``mask`` may be a function of the step giving ``mask[::step, ::step, ::step]``, so that
     the full-resolution mask is never made.
     """
-    from skimage.measure import marching_cubes
-
     def at(k: int) -> np.ndarray:
         return mask(k) if callable(mask) else mask[::k, ::k, ::k]
 
@@ -220,7 +219,7 @@ def _surface(mask: np.ndarray | Callable[[int], np.ndarray], step: int, affine: 
         m = np.pad(at(step), 1).astype(np.float32)
         if m.sum() < 8:
             return None
-        verts, faces, _n, _v = marching_cubes(m, 0.5)
+        verts, faces = iso_surface(m, 0.5, allow_degenerate=True)
         if len(faces) <= max_faces or step >= 8:
             break
         step += 1

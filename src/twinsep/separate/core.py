@@ -11,6 +11,7 @@ import numpy as np
 from twinsep.errors import InputError
 from twinsep.image import Volume, block_reduce, bounding_box, crop
 from twinsep.labels import Tissue
+from twinsep.mesh import surface_area
 from twinsep.separate.alternatives import (
     ALTERNATIVES,
     plane_owner,
@@ -26,7 +27,7 @@ from twinsep.separate.graphcut import (
     near_voxels,
     pyramid_factors,
 )
-from twinsep.separate.mesh import cut_surface, mesh_area_mm2
+from twinsep.separate.mesh import cut_surface
 from twinsep.separate.metrics import crossings, face_measures, vessel_components
 from twinsep.separate.risk import RiskModel, load_risk
 from twinsep.separate.staging import plan_stages
@@ -142,7 +143,7 @@ def _measure(owner: np.ndarray, reg: _Region, n_vessels: int,
     win = bounding_box(interface_mask(owner), 4) or tuple(slice(0, n) for n in owner.shape)
     fm = face_measures(owner[win], reg.tis[win], reg.cost[win], sk)
     verts, faces = cut_surface(owner[win], crop(reg.volume, win, owner[win]))
-    mesh_mm2 = mesh_area_mm2(verts, faces)
+    mesh_mm2 = surface_area(verts, faces)
     ratio = mesh_mm2 / fm["total_mm2"] if fm["total_mm2"] > 0 else 1.0
     cx = crossings(owner, reg.tis, reg.xsec, reg.volume, (reg.lab, n_vessels),
                    counts=comp_totals, window=win)

@@ -14,7 +14,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.casefolder import write_text_atomic
-from twinsep.image import Volume
+from twinsep.image import Volume, bounding_box
+from twinsep.mesh import iso_surface
 
 _A, _B = 1, 2
 
@@ -29,15 +30,12 @@ def cut_surface(owner: np.ndarray, volume: Volume) -> tuple[np.ndarray, np.ndarr
     volume : Volume
         Gives the geometry (spacing, direction, origin).
     """
-    from skimage.measure import marching_cubes
-
     from twinsep.separate.graphcut import interface_mask
 
     iface = interface_mask(owner)
     if not iface.any():
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    idx = np.nonzero(iface)
-    sl = tuple(slice(max(int(a.min()) - 3, 0), int(a.max()) + 4) for a in idx)
+    sl = bounding_box(iface, 3)
     sub = owner[sl]
     owned = (sub == _A) | (sub == _B)
     _, near = ndi.distance_transform_edt(~owned, return_indices=True)
@@ -45,7 +43,7 @@ def cut_surface(owner: np.ndarray, volume: Volume) -> tuple[np.ndarray, np.ndarr
     field = (full == _A).astype(np.float32)
     if min(field.shape) < 2:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    verts, faces, _, _ = marching_cubes(field, level=0.5, allow_degenerate=False)
+    verts, faces = iso_surface(field, 0.5)
     # keep the triangles whose centre is nearest to a tissue voxel
     cen = verts[faces].mean(axis=1)
     ci = np.clip(np.rint(cen).astype(int), 0, np.array(field.shape) - 1)
@@ -58,12 +56,6 @@ def cut_surface(owner: np.ndarray, volume: Volume) -> tuple[np.ndarray, np.ndarr
     return world, faces.astype(np.int64)
 
 
-def mesh_area_mm2(verts: np.ndarray, faces: np.ndarray) -> float:
-    """Total triangle area (mm2)."""
-    if len(faces) == 0:
-        return 0.0
-    t = verts[faces]
-    return float(0.5 * np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1).sum())
 
 
 def write_ply(path: Path, verts: np.ndarray, faces: np.ndarray, comment: str = "") -> None:
