@@ -536,27 +536,9 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             raise InputError(f"twin {name} does not touch twin {other}: nothing to reconstruct")
         plane = _plane(head, centres[other])
         planes[name] = plane
-        # thickness of the scalp and of the skull near the defect: volume / outer area
-        lo, hi = s.implant.fit_band_mm
         d_cut = w.d_cut()
-        band_w = (d_cut >= lo) & (d_cut <= hi)
-        skull = surfs["bone"]
-        sk_band = (~skull.cut) & (sample(band_w, skull.centres_kji, 0, box=w.box) > 0.5)
-        hd_band = (~head.cut) & (sample(band_w, head.centres_kji, 0, box=w.box) > 0.5)
-        area_sk = skull.areas_mm2[sk_band].sum()
-        area_hd = head.areas_mm2[hd_band].sum()
-        vox = tissues.voxel_volume_mm3
-        t_bone = ((bone_w & band_w).sum() * vox / area_sk if area_sk
-                  else s.implant.min_thickness_mm)
-        t_scalp = ((hw & (tw == Tissue.SCALP) & band_w).sum() * vox / area_hd
-                   if area_hd else 4.0)
-        del band_w
-        if s.implant.thickness_mm is not None:
-            t_bone = s.implant.thickness_mm
-        t_bone = float(np.clip(t_bone, s.implant.min_thickness_mm, s.implant.max_thickness_mm))
-        if s.placement.scalp_thickness_mm is not None:
-            t_scalp = s.placement.scalp_thickness_mm
-        t_scalp = float(t_scalp)
+        t_bone, t_scalp = _thicknesses(d_cut, w.box, surfs, bone_w, hw & (tw == Tissue.SCALP),
+                                       tissues.voxel_volume_mm3, s)
         # implant, on the working box (on the whole grid if it reaches the box's edge)
         report(f"twin {name}: implant", 0.2 + 0.45 * step)
         des = cr.design_implant(w.volume, cran_w, intra_w, w.opened(name), d_cut, t_bone,
@@ -593,22 +575,8 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         imp_surf = surface(implant_w, tissues, sigma_vox=0.0, offset=w.lo)
         imp_mesh = _part(imp_surf, implant_w, tissues, w.lo, s.implant.mesh_smooth_iterations,
                          None)
-        # closed head: scalp over the closed cranium, in the opened space
-        f = cr.coarse_factor(sp)
-        obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,
-                           cr.coarse_error(sp, f))
-        closed_head = hw.copy()
-        if obox is not None:
-            d_closed = cr.edt_box(closed_w, obox, t_scalp, sp)
-            closed_head[cr.sl(obox)] |= opened_w[cr.sl(obox)] & (d_closed <= t_scalp)
-            del d_closed
-        ch = surface(closed_head, tissues, offset=w.lo)
-        new = sample(opened_w, ch.centres_kji, box=w.box) > 0.5
-        scalp_needed = float(ch.areas_mm2[new].sum() / 100.0)
-        # missing skull: the outer surface of the closed cranium in the opened space
-        cs = surface(closed_w, tissues, offset=w.lo)
-        in_open = sample(opened_w, cs.centres_kji, box=w.box) > 0.5
-        bone_missing = float(cs.areas_mm2[in_open].sum() / 100.0)
+        scalp_needed, bone_missing = _missing_skin_and_bone(hw, closed_w, opened_w, w, t_scalp,
+                                                            tissues)
         arrays[name] = {"implant": implant, "closed": _full(closed_w, w.box, shape),
                         "opened": _full(opened_w, w.box, shape)}
         # the farthest band asked for: the placement ring of the widest expander
@@ -622,24 +590,8 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         outline = _outline(head)
         if len(outline) > 96:
             outline = outline[np.linspace(0, len(outline) - 1, 96).astype(int)]
-        models = {}
-        if models_dir is not None:
-            # display meshes sampled at about 1 mm (then decimated to the display cap)
-            step = max(1, round(DISPLAY_GRID_MM / max(sp)))
-            head_disp = head if step == 1 else surface(hx, tissues, step=step)
-            skull_surf = surface(hx & (tis == Tissue.BONE), tissues, sigma_vox=0.0, step=step)
-            files = {
-                "head": Mesh(*simplify(head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES)),
-                "skull": _part(skull_surf, hx & (tis == Tissue.BONE), tissues, (0, 0, 0), 0,
-                               MAX_DISPLAY_FACES, DISPLAY_GRID_MM),
-                "defect": Mesh(head.verts, head.faces[head.cut]),
-            }
-            if len(imp_mesh.faces):
-                files["implant"] = imp_mesh
-            for key, part in files.items():
-                fn = f"twin_{name}_{key}.stl"
-                write_stl(models_dir / fn, part.moved(shift, SEPARATED_FRAME))
-                models[key] = f"models/{fn}"
+        models = ({} if models_dir is None else
+                  _write_meshes(models_dir, name, head, hx, tissues, imp_mesh, shift))
         twins_out[name] = {
             "scalp_defect_cm2": areas["scalp"],
             "bone_defect_cm2": bone_missing,
@@ -656,83 +608,14 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
             "skull_thickness_mm": t_bone,
             "models": models,
         }
-        # scalp plan
         report(f"twin {name}: expanders", 0.35 + 0.45 * step)
-        width_cm = plane["width_mm"] / 10.0
-        ring_of = _ring_lookup(head, plane, s.placement.clearance_mm, d_faces)
-        cand, warns = ex.choose(products, scalp_needed, width_cm, ring_of, s)
-        ring = ring_of(cand.product)
-        places = _place(head, plane, cand, t_scalp, s, centres[name], d_faces)
-        if len(places) < cand.n:
-            warns.append(f"only {len(places)} of {cand.n} expanders could be placed on the "
-                         "healthy scalp")
-        items = []
-        for k, pl in enumerate(places, start=1):
-            h_cm = ex.height_for_volume(cand.product.shape, cand.product.length_cm,
-                                        cand.product.width_cm,
-                                        cand.product.volume_ml * s.overfill_factor)
-            entry = {
-                "index": k, "product": cand.product.id, "shape": cand.product.shape,
-                "length_cm": cand.product.length_cm, "width_cm": cand.product.width_cm,
-                "nominal_volume_ml": cand.product.volume_ml, "fill_volume_ml":
-                cand.product.volume_ml * s.overfill_factor, "dome_height_cm": h_cm,
-                "geometric_gain_cm2": cand.gain.geometric_cm2,
-                "expected_gain_cm2": cand.gain.expected_cm2,
-                "efficiency": cand.gain.efficiency, "expanded_width_cm": cand.gain.arc_width_cm,
-                "position_mm": pl["surface_point"] + shift, "normal": pl["normal"],
-                "long_axis": pl["long_axis"], "base_centre_mm": pl["frame"][:3, 3] + shift,
-                "distance_to_defect_mm": pl["distance_to_defect_mm"],
-                "base_curvature_radius_mm": pl["base_radius_mm"],
-                "schedule": ex.fill_schedule(cand.product.volume_ml, s),
-            }
-            if models_dir is not None:
-                fn = f"twin_{name}_expander_{k}.stl"
-                dome = ex.expander_mesh(cand.product, h_cm, pl["frame"],
-                                        base_radius_mm=pl["base_radius_mm"])
-                write_stl(models_dir / fn,
-                          Mesh(dome.vertices, dome.faces).moved(shift, SEPARATED_FRAME))
-                entry["model"] = f"models/{fn}"
-            items.append(entry)
-        exp_out[name] = items
-        need_vol = s.aya.min_volume_ml_per_cm2 * scalp_needed
-        need_w = s.aya.min_width_ratio * width_cm
-        scalp_out[name] = {
-            "skin_missing_cm2": scalp_needed,
-            "defect_width_cm": width_cm,
-            "n_expanders": len(items),
-            "expected_gain_cm2": sum(i["expected_gain_cm2"] for i in items),
-            "geometric_gain_cm2": sum(i["geometric_gain_cm2"] for i in items),
-            "total_volume_ml": sum(i["fill_volume_ml"] for i in items),
-            "expanded_width_cm": sum(i["expanded_width_cm"] for i in items),
-            "weeks": max((i["schedule"]["weeks"] for i in items), default=0),
-            "aya": {"required_volume_ml": need_vol, "required_width_cm": need_w,
-                    "volume_ok": cand.checks["aya_volume"], "width_ok": cand.checks["aya_width"],
-                    "satisfied": cand.checks["aya_volume"] and cand.checks["aya_width"]},
-            "gain_covers_skin": cand.checks["gain_covers_skin"],
-            "ring_cm": ring,
-            "warnings": warns,
-        }
+        exp_out[name], scalp_out[name], warns = _scalp_plan(
+            name, head, plane, products, scalp_needed, t_scalp, centres[name], d_faces, shift,
+            s, models_dir)
         warnings_all += [f"twin {name}: {w}" for w in warns]
-        cran_out[name] = {
-            "bone_defect_cm2": bone_missing,
-            "bone_opening_cm2": areas["bone"],
-            "implant": {
-                "model": models.get("implant"),
-                "area_cm2": float(imp_mesh.area_mm2 / 200.0),
-                "surface_area_cm2": float(imp_mesh.area_mm2 / 100.0),
-                "volume_ml": float(abs(imp_mesh.volume_mm3) / 1000.0) if len(imp_mesh.faces)
-                else 0.0,
-                "voxel_volume_ml": float(implant.sum() * tissues.voxel_volume_ml),
-                "thickness_mm": t_bone,
-                "watertight_mesh": imp_mesh.closed if len(imp_mesh.faces) else False,
-                "sphere_centre_mm": des["sphere_centre_mm"] + shift,
-                "sphere_radius_mm": des["sphere_radius_mm"],
-                "fit_points": des["fit_points"],
-            },
-            "closure": {**check, "smallest_detectable_hole_mm": float(max(tissues.spacing))},
-            "brain_overlap_voxels": brain_overlap,
-            "min_brain_distance_mm": min_brain,
-        }
+        cran_out[name] = _cranium_entry(bone_missing, areas["bone"], models, imp_mesh, implant,
+                                        t_bone, des, check, brain_overlap, min_brain, shift,
+                                        tissues)
         if not check["closed"]:
             warnings_all.append(f"twin {name}: skull plus implant leaves the cavity open "
                                 f"({check['leak_voxels']} voxels reach the outside)")
@@ -748,3 +631,162 @@ def simulate_arrays(tissues: Volume, owner: Volume, *, products: list[ex.Product
         "warnings": warnings_all,
         "_arrays": arrays,
     }
+
+
+def _thicknesses(d_cut: np.ndarray, box, surfs: dict, bone_w: np.ndarray, scalp_w: np.ndarray,
+                 vox_mm3: float, s: ReconstructionSettings) -> tuple[float, float]:
+    """Thickness (mm) of the skull and of the scalp near the defect: volume / outer area in
+    the fit band, unless the settings give them."""
+    lo, hi = s.implant.fit_band_mm
+    band_w = (d_cut >= lo) & (d_cut <= hi)
+    skull, head = surfs["bone"], surfs["scalp"]
+    sk_band = (~skull.cut) & (sample(band_w, skull.centres_kji, 0, box=box) > 0.5)
+    hd_band = (~head.cut) & (sample(band_w, head.centres_kji, 0, box=box) > 0.5)
+    area_sk = skull.areas_mm2[sk_band].sum()
+    area_hd = head.areas_mm2[hd_band].sum()
+    t_bone = ((bone_w & band_w).sum() * vox_mm3 / area_sk if area_sk
+              else s.implant.min_thickness_mm)
+    t_scalp = (scalp_w & band_w).sum() * vox_mm3 / area_hd if area_hd else 4.0
+    if s.implant.thickness_mm is not None:
+        t_bone = s.implant.thickness_mm
+    t_bone = float(np.clip(t_bone, s.implant.min_thickness_mm, s.implant.max_thickness_mm))
+    if s.placement.scalp_thickness_mm is not None:
+        t_scalp = s.placement.scalp_thickness_mm
+    return t_bone, float(t_scalp)
+
+
+def _missing_skin_and_bone(hw: np.ndarray, closed_w: np.ndarray, opened_w: np.ndarray,
+                           w: _Work, t_scalp: float, tissues: Volume) -> tuple[float, float]:
+    """Skin to grow and skull to rebuild (cm2): the closed head (scalp of thickness
+    ``t_scalp`` over the closed cranium) and the closed cranium's outer surface, in the
+    opened space."""
+    sp = tissues.spacing_kji
+    f = cr.coarse_factor(sp)
+    obox = cr.near_box(cr.coarse_edt(closed_w, sp, f), opened_w, t_scalp,
+                       cr.coarse_error(sp, f))
+    closed_head = hw.copy()
+    if obox is not None:
+        d_closed = cr.edt_box(closed_w, obox, t_scalp, sp)
+        closed_head[cr.sl(obox)] |= opened_w[cr.sl(obox)] & (d_closed <= t_scalp)
+        del d_closed
+    ch = surface(closed_head, tissues, offset=w.lo)
+    new = sample(opened_w, ch.centres_kji, box=w.box) > 0.5
+    scalp_needed = float(ch.areas_mm2[new].sum() / 100.0)
+    cs = surface(closed_w, tissues, offset=w.lo)
+    in_open = sample(opened_w, cs.centres_kji, box=w.box) > 0.5
+    return scalp_needed, float(cs.areas_mm2[in_open].sum() / 100.0)
+
+
+def _write_meshes(models_dir: Path, name: str, head, hx: np.ndarray, tissues: Volume,
+                  imp_mesh: Mesh, shift: np.ndarray) -> dict[str, str]:
+    """Write the twin's head, skull, defect and implant STLs in the separated frame;
+    display meshes are sampled at about 1 mm (then decimated to the display cap)."""
+    tis = tissues.array
+    step = max(1, round(DISPLAY_GRID_MM / max(tissues.spacing_kji)))
+    head_disp = head if step == 1 else surface(hx, tissues, step=step)
+    skull_surf = surface(hx & (tis == Tissue.BONE), tissues, sigma_vox=0.0, step=step)
+    files = {
+        "head": Mesh(*simplify(head_disp.verts, head_disp.faces, MAX_DISPLAY_FACES)),
+        "skull": _part(skull_surf, hx & (tis == Tissue.BONE), tissues, (0, 0, 0), 0,
+                       MAX_DISPLAY_FACES, DISPLAY_GRID_MM),
+        "defect": Mesh(head.verts, head.faces[head.cut]),
+    }
+    if len(imp_mesh.faces):
+        files["implant"] = imp_mesh
+    models = {}
+    for key, part in files.items():
+        fn = f"twin_{name}_{key}.stl"
+        write_stl(models_dir / fn, part.moved(shift, SEPARATED_FRAME))
+        models[key] = f"models/{fn}"
+    return models
+
+
+def _scalp_plan(name: str, head, plane: dict, products: list[ex.Product], scalp_needed: float,
+                t_scalp: float, centre: np.ndarray, d_faces, shift: np.ndarray,
+                s: ReconstructionSettings, models_dir: Path | None
+                ) -> tuple[list[dict], dict, list[str]]:
+    """The expanders of one twin: the product and count (Aya rule), their places on the
+    healthy scalp, fill schedules and meshes. Returns the expanders, the scalp plan and the
+    warnings."""
+    width_cm = plane["width_mm"] / 10.0
+    ring_of = _ring_lookup(head, plane, s.placement.clearance_mm, d_faces)
+    cand, warns = ex.choose(products, scalp_needed, width_cm, ring_of, s)
+    ring = ring_of(cand.product)
+    places = _place(head, plane, cand, t_scalp, s, centre, d_faces)
+    if len(places) < cand.n:
+        warns.append(f"only {len(places)} of {cand.n} expanders could be placed on the "
+                     "healthy scalp")
+    items = []
+    for k, pl in enumerate(places, start=1):
+        h_cm = ex.height_for_volume(cand.product.shape, cand.product.length_cm,
+                                    cand.product.width_cm,
+                                    cand.product.volume_ml * s.overfill_factor)
+        entry = {
+            "index": k, "product": cand.product.id, "shape": cand.product.shape,
+            "length_cm": cand.product.length_cm, "width_cm": cand.product.width_cm,
+            "nominal_volume_ml": cand.product.volume_ml, "fill_volume_ml":
+            cand.product.volume_ml * s.overfill_factor, "dome_height_cm": h_cm,
+            "geometric_gain_cm2": cand.gain.geometric_cm2,
+            "expected_gain_cm2": cand.gain.expected_cm2,
+            "efficiency": cand.gain.efficiency, "expanded_width_cm": cand.gain.arc_width_cm,
+            "position_mm": pl["surface_point"] + shift, "normal": pl["normal"],
+            "long_axis": pl["long_axis"], "base_centre_mm": pl["frame"][:3, 3] + shift,
+            "distance_to_defect_mm": pl["distance_to_defect_mm"],
+            "base_curvature_radius_mm": pl["base_radius_mm"],
+            "schedule": ex.fill_schedule(cand.product.volume_ml, s),
+        }
+        if models_dir is not None:
+            fn = f"twin_{name}_expander_{k}.stl"
+            dome = ex.expander_mesh(cand.product, h_cm, pl["frame"],
+                                    base_radius_mm=pl["base_radius_mm"])
+            write_stl(models_dir / fn,
+                      Mesh(dome.vertices, dome.faces).moved(shift, SEPARATED_FRAME))
+            entry["model"] = f"models/{fn}"
+        items.append(entry)
+    need_vol = s.aya.min_volume_ml_per_cm2 * scalp_needed
+    need_w = s.aya.min_width_ratio * width_cm
+    plan = {
+        "skin_missing_cm2": scalp_needed,
+        "defect_width_cm": width_cm,
+        "n_expanders": len(items),
+        "expected_gain_cm2": sum(i["expected_gain_cm2"] for i in items),
+        "geometric_gain_cm2": sum(i["geometric_gain_cm2"] for i in items),
+        "total_volume_ml": sum(i["fill_volume_ml"] for i in items),
+        "expanded_width_cm": sum(i["expanded_width_cm"] for i in items),
+        "weeks": max((i["schedule"]["weeks"] for i in items), default=0),
+        "aya": {"required_volume_ml": need_vol, "required_width_cm": need_w,
+                "volume_ok": cand.checks["aya_volume"], "width_ok": cand.checks["aya_width"],
+                "satisfied": cand.checks["aya_volume"] and cand.checks["aya_width"]},
+        "gain_covers_skin": cand.checks["gain_covers_skin"],
+        "ring_cm": ring,
+        "warnings": warns,
+    }
+    return items, plan, warns
+
+
+def _cranium_entry(bone_missing: float, bone_opening: float, models: dict, imp_mesh: Mesh,
+                   implant: np.ndarray, t_bone: float, des: dict, check: dict,
+                   brain_overlap: int, min_brain: float, shift: np.ndarray,
+                   tissues: Volume) -> dict:
+    """plan.json ``reconstruction.cranium.twins.X``: the bone defect and the implant."""
+    return {
+        "bone_defect_cm2": bone_missing,
+        "bone_opening_cm2": bone_opening,
+        "implant": {
+            "model": models.get("implant"),
+            "area_cm2": float(imp_mesh.area_mm2 / 200.0),
+            "surface_area_cm2": float(imp_mesh.area_mm2 / 100.0),
+            "volume_ml": float(abs(imp_mesh.volume_mm3) / 1000.0) if len(imp_mesh.faces)
+            else 0.0,
+            "voxel_volume_ml": float(implant.sum() * tissues.voxel_volume_ml),
+            "thickness_mm": t_bone,
+            "watertight_mesh": imp_mesh.closed if len(imp_mesh.faces) else False,
+            "sphere_centre_mm": des["sphere_centre_mm"] + shift,
+            "sphere_radius_mm": des["sphere_radius_mm"],
+            "fit_points": des["fit_points"],
+        },
+        "closure": {**check, "smallest_detectable_hole_mm": float(max(tissues.spacing))},
+        "brain_overlap_voxels": brain_overlap,
+        "min_brain_distance_mm": min_brain,
+    }
+
