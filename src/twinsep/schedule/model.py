@@ -222,121 +222,20 @@ def solve(
     """
     from ortools.sat.python import cp_model
 
-    st = roster.settings
-    ov, brk = st.handover_overlap_min, st.min_break_min
     m = cp_model.CpModel()
-    T = seg.times
     S = seg.n
-    x: dict[tuple[int, int, tuple], Any] = {}
-    x_ps: dict[tuple[int, int], list[tuple[tuple, Any]]] = {}
-    cover: dict[tuple[int, tuple], list] = {}
-    for pi, p in enumerate(roster.people):
-        for s in range(S):
-            if not available(p, seg, s):
-                continue
-            for key in sorted(seg.needs[s], key=str):
-                if key[0] in p.skills:
-                    v = m.new_bool_var(f"x_{pi}_{s}_{key[0]}_{key[1]}")
-                    x[pi, s, key] = v
-                    x_ps.setdefault((pi, s), []).append((key, v))
-                    cover.setdefault((s, key), []).append(v)
-    shortfall = []
-    for s in range(S):
-        for key, (count, _pid) in sorted(seg.needs[s].items(), key=str):
-            vs = cover.get((s, key), [])
-            if slack or soft:
-                short = m.new_int_var(0, count, f"short_{s}_{key}")
-                m.add(sum(vs) + short == count)
-                shortfall.append((short, seg.length(s), s, key))
-            elif len(vs) < count:
-                m.add_bool_or([])  # trivially infeasible; the pre-check explains it
-            else:
-                m.add(sum(vs) == count)
-
-    stints, roles_used, loads = [], [], []
-    load_max = m.new_int_var(0, T[-1], "load_max")
+    # the order in which variables and constraints are made is kept: CP-SAT's search (and
+    # so the schedule) depends on it
+    x, x_ps, cover = _assignment_vars(m, roster, seg)
+    shortfall = _cover_needs(m, seg, cover, relaxed=slack or soft)
+    stints, roles_used = [], []
+    load_max = m.new_int_var(0, seg.times[-1], "load_max")
     # for a complete hint: every variable of the model with its value under the hint
     derived: list[tuple[Any, Any]] = []  # (variable, function of the hinted rows)
     for pi, p in enumerate(roster.people):
-        w: list[Any] = [None] * S
-        by_role: dict[str, list[Any]] = {}
-        by_colour: dict[str, list[Any]] = {}
-        for s in range(S):
-            vs = x_ps.get((pi, s), [])
-            if not vs:
-                continue
-            ws = m.new_bool_var(f"w_{pi}_{s}")
-            m.add(sum(v for _, v in vs) == ws)
-            w[s] = ws
-            derived.append((ws, lambda h, n=p.name, s=s: h[n][s] is not None))
-            for key, v in vs:
-                by_role.setdefault(key[0], [None] * S)
-                by_role[key[0]][s] = v if by_role[key[0]][s] is None else by_role[key[0]][s] + v
-                if key[1]:
-                    by_colour.setdefault(key[1], []).append(v)
-        if all(v is None for v in w):
-            continue
-        # one colour per person
-        colour_vars = []
-        for colour, vs in sorted(by_colour.items()):
-            c = m.new_bool_var(f"c_{pi}_{colour}")
-            derived.append(
-                (c, lambda h, n=p.name, col=colour: any(k and k[1] == col for k in h[n]))
-            )
-            for v in vs:
-                m.add_implication(v, c)
-            colour_vars.append(c)
-        if len(colour_vars) > 1:
-            m.add(sum(colour_vars) <= 1)
-        # one role per stint
-        for role, xs in by_role.items():
-            for s in range(S - 1):
-                if xs[s] is not None and w[s + 1] is not None:
-                    nxt = xs[s + 1] if xs[s + 1] is not None else 0
-                    m.add(xs[s] + w[s + 1] - nxt <= 1)
-            u = m.new_bool_var(f"u_{pi}_{role}")
-            derived.append((u, lambda h, n=p.name, r=role: any(k and k[0] == r for k in h[n])))
-            for v in xs:
-                if v is not None:
-                    m.add(v <= u)
-            roles_used.append(u)
-        for s in range(S):
-            if w[s] is None:
-                continue
-            prev = w[s - 1] if s > 0 else None
-            # a stint that starts after 0 needs the overlap inside the person's window
-            if s > 0 and T[s] - ov < p.earliest_min:
-                m.add(w[s] <= (prev if prev is not None else 0))
-            # stint starts, for the objective
-            if s == 0 or prev is None:
-                stints.append(w[s])
-            else:
-                b = m.new_bool_var(f"start_{pi}_{s}")
-                m.add(b >= w[s] - prev)
-                derived.append(
-                    (b, lambda h, n=p.name, s=s: h[n][s] is not None and h[n][s - 1] is None)
-                )
-                stints.append(b)
-            # continuous-hours limit: no stint starting at s runs through j
-            extra = ov if T[s] > 0 else 0
-            for j in range(s, S):
-                if w[j] is None:
-                    break
-                if T[j + 1] - T[s] + extra > p.max_continuous_min:
-                    run = sum(w[s : j + 1])
-                    m.add(run - (prev if prev is not None else 0) <= j - s)
-                    break
-            # break after a stint that ends with segment s
-            nxt = w[s + 1] if s + 1 < S else None
-            k = s + 2
-            while k < S and T[k] < T[s + 1] + brk + ov:
-                if w[k] is not None:
-                    m.add(w[s] - (nxt if nxt is not None else 0) + w[k] <= 1)
-                k += 1
-        load = sum(seg.length(s) * w[s] for s in range(S) if w[s] is not None)
-        m.add(load_max >= load)
-        loads.append(load)
-
+        load = _person_rules(m, pi, p, roster.settings, seg, x_ps, stints, roles_used, derived)
+        if load is not None:
+            m.add(load_max >= load)
     n_stints = sum(stints)
     n_roles = sum(roles_used)
     total_short = sum(v * length for v, length, _, _ in shortfall)
@@ -345,21 +244,12 @@ def solve(
     else:
         cost = W_STINT * n_stints + W_ROLE * n_roles + W_LOAD * load_max
         if soft:  # one unfilled person-minute outweighs the rest of the objective
-            w_short = W_STINT * len(stints) + W_ROLE * len(roles_used) + W_LOAD * T[-1] + 1
+            w_short = (W_STINT * len(stints) + W_ROLE * len(roles_used)
+                       + W_LOAD * seg.times[-1] + 1)
             cost = cost + w_short * total_short
         m.minimize(cost)
     if hint is not None:
-        for short, _length, s, key in shortfall:
-            held_by = sum(1 for row in hint.values() if row[s] == key)
-            m.add_hint(short, max(0, seg.needs[s][key][0] - held_by))
-        for (pi, s, key), v in x.items():
-            m.add_hint(v, hint[roster.people[pi].name][s] == key)
-        for v, value in derived:
-            m.add_hint(v, bool(value(hint)))
-        m.add_hint(load_max, max(
-            sum(seg.length(s) for s, k in enumerate(row) if k is not None)
-            for row in hint.values()
-        ))
+        _add_hint(m, hint, roster, seg, x, shortfall, derived, load_max)
     solver = cp_model.CpSolver()
     _solver_params(solver, time_limit_s, workers, lns_only=hint is not None)
     status = solver.solve(m)
@@ -382,13 +272,166 @@ def solve(
     }
     if slack or soft:
         objective["short_person_min"] = int(solver.value(total_short)) if shortfall else 0
-        short_list = []
-        for v, _length, s, key in shortfall:
-            k = int(solver.value(v))
-            if k:
-                short_list.append((s, key, k))
-        objective["_short"] = short_list  # type: ignore[assignment]
+        objective["_short"] = [  # type: ignore[assignment]
+            (s, key, int(solver.value(v))) for v, _length, s, key in shortfall
+            if int(solver.value(v))]
     return Solution(name, held, objective)
+
+
+def _assignment_vars(m: Any, roster: Roster, seg: Segments) -> tuple[dict, dict, dict]:
+    """One boolean per (person, segment, need) the person may fill: the variables by key,
+    by (person, segment) and by (segment, need)."""
+    x: dict[tuple[int, int, tuple], Any] = {}
+    x_ps: dict[tuple[int, int], list[tuple[tuple, Any]]] = {}
+    cover: dict[tuple[int, tuple], list] = {}
+    for pi, p in enumerate(roster.people):
+        for s in range(seg.n):
+            if not available(p, seg, s):
+                continue
+            for key in sorted(seg.needs[s], key=str):
+                if key[0] in p.skills:
+                    v = m.new_bool_var(f"x_{pi}_{s}_{key[0]}_{key[1]}")
+                    x[pi, s, key] = v
+                    x_ps.setdefault((pi, s), []).append((key, v))
+                    cover.setdefault((s, key), []).append(v)
+    return x, x_ps, cover
+
+
+def _cover_needs(m: Any, seg: Segments, cover: dict, *, relaxed: bool) -> list:
+    """Every need filled by exactly its count (``relaxed``: with a shortfall variable)."""
+    shortfall = []
+    for s in range(seg.n):
+        for key, (count, _pid) in sorted(seg.needs[s].items(), key=str):
+            vs = cover.get((s, key), [])
+            if relaxed:
+                short = m.new_int_var(0, count, f"short_{s}_{key}")
+                m.add(sum(vs) + short == count)
+                shortfall.append((short, seg.length(s), s, key))
+            elif len(vs) < count:
+                m.add_bool_or([])  # trivially infeasible; the pre-check explains it
+            else:
+                m.add(sum(vs) == count)
+    return shortfall
+
+
+def _person_rules(m: Any, pi: int, p: Person, st: Any, seg: Segments, x_ps: dict,
+                  stints: list, roles_used: list, derived: list) -> Any:
+    """One person's rules: one need at a time, one colour, one role per stint, the window,
+    the continuous-hours limit and the breaks. Appends to ``stints``, ``roles_used`` and
+    ``derived``; returns the person's load (minutes, an expression) or None when the person
+    can fill nothing."""
+    S = seg.n
+    w: list[Any] = [None] * S
+    by_role: dict[str, list[Any]] = {}
+    by_colour: dict[str, list[Any]] = {}
+    for s in range(S):
+        vs = x_ps.get((pi, s), [])
+        if not vs:
+            continue
+        ws = m.new_bool_var(f"w_{pi}_{s}")
+        m.add(sum(v for _, v in vs) == ws)
+        w[s] = ws
+        derived.append((ws, lambda h, n=p.name, s=s: h[n][s] is not None))
+        for key, v in vs:
+            by_role.setdefault(key[0], [None] * S)
+            by_role[key[0]][s] = v if by_role[key[0]][s] is None else by_role[key[0]][s] + v
+            if key[1]:
+                by_colour.setdefault(key[1], []).append(v)
+    if all(v is None for v in w):
+        return None
+    _one_colour(m, pi, p, by_colour, derived)
+    _one_role_per_stint(m, pi, p, by_role, w, roles_used, derived)
+    for s in range(S):
+        if w[s] is not None:
+            _stint_rules(m, pi, p, st, seg, w, s, stints, derived)
+    return sum(seg.length(s) * w[s] for s in range(S) if w[s] is not None)
+
+
+def _one_colour(m: Any, pi: int, p: Person, by_colour: dict, derived: list) -> None:
+    """A person works for one twin's table only (purple or orange)."""
+    colour_vars = []
+    for colour, vs in sorted(by_colour.items()):
+        c = m.new_bool_var(f"c_{pi}_{colour}")
+        derived.append(
+            (c, lambda h, n=p.name, col=colour: any(k and k[1] == col for k in h[n]))
+        )
+        for v in vs:
+            m.add_implication(v, c)
+        colour_vars.append(c)
+    if len(colour_vars) > 1:
+        m.add(sum(colour_vars) <= 1)
+
+
+def _one_role_per_stint(m: Any, pi: int, p: Person, by_role: dict, w: list,
+                        roles_used: list, derived: list) -> None:
+    """A stint keeps its role; ``roles_used`` gets one boolean per role the person has."""
+    S = len(w)
+    for role, xs in by_role.items():
+        for s in range(S - 1):
+            if xs[s] is not None and w[s + 1] is not None:
+                nxt = xs[s + 1] if xs[s + 1] is not None else 0
+                m.add(xs[s] + w[s + 1] - nxt <= 1)
+        u = m.new_bool_var(f"u_{pi}_{role}")
+        derived.append((u, lambda h, n=p.name, r=role: any(k and k[0] == r for k in h[n])))
+        for v in xs:
+            if v is not None:
+                m.add(v <= u)
+        roles_used.append(u)
+
+
+def _stint_rules(m: Any, pi: int, p: Person, st: Any, seg: Segments, w: list, s: int,
+                 stints: list, derived: list) -> None:
+    """The rules at segment ``s`` of a person who may work there: the overlap inside the
+    person's window, stint starts (for the objective), the continuous-hours limit and the
+    break after a stint."""
+    T, S = seg.times, seg.n
+    ov, brk = st.handover_overlap_min, st.min_break_min
+    prev = w[s - 1] if s > 0 else None
+    # a stint that starts after 0 needs the overlap inside the person's window
+    if s > 0 and T[s] - ov < p.earliest_min:
+        m.add(w[s] <= (prev if prev is not None else 0))
+    # stint starts, for the objective
+    if s == 0 or prev is None:
+        stints.append(w[s])
+    else:
+        b = m.new_bool_var(f"start_{pi}_{s}")
+        m.add(b >= w[s] - prev)
+        derived.append(
+            (b, lambda h, n=p.name, s=s: h[n][s] is not None and h[n][s - 1] is None)
+        )
+        stints.append(b)
+    # continuous-hours limit: no stint starting at s runs through j
+    extra = ov if T[s] > 0 else 0
+    for j in range(s, S):
+        if w[j] is None:
+            break
+        if T[j + 1] - T[s] + extra > p.max_continuous_min:
+            run = sum(w[s : j + 1])
+            m.add(run - (prev if prev is not None else 0) <= j - s)
+            break
+    # break after a stint that ends with segment s
+    nxt = w[s + 1] if s + 1 < S else None
+    k = s + 2
+    while k < S and T[k] < T[s + 1] + brk + ov:
+        if w[k] is not None:
+            m.add(w[s] - (nxt if nxt is not None else 0) + w[k] <= 1)
+        k += 1
+
+
+def _add_hint(m: Any, hint: Held, roster: Roster, seg: Segments, x: dict, shortfall: list,
+              derived: list, load_max: Any) -> None:
+    """A complete hint: every variable with its value under the hinted schedule."""
+    for short, _length, s, key in shortfall:
+        held_by = sum(1 for row in hint.values() if row[s] == key)
+        m.add_hint(short, max(0, seg.needs[s][key][0] - held_by))
+    for (pi, s, key), v in x.items():
+        m.add_hint(v, hint[roster.people[pi].name][s] == key)
+    for v, value in derived:
+        m.add_hint(v, bool(value(hint)))
+    m.add_hint(load_max, max(
+        sum(seg.length(s) for s, k in enumerate(row) if k is not None)
+        for row in hint.values()
+    ))
 
 
 def explain_infeasible(
