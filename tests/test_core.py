@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinsep.image import Volume, block_parts, block_reduce, bounding_box, crop
+from twinsep.image import Volume, block_expand, block_parts, block_reduce, bounding_box, crop
 
 
 def _reshaped(a: np.ndarray, f: tuple[int, int, int], fill=0) -> np.ndarray:
@@ -37,6 +37,19 @@ def test_block_reduce_matches_a_reshape(f):
                                   s / np.float32(f[0] * f[1] * f[2]))
     np.testing.assert_array_equal(block_reduce(mask, f, "sum", dtype=np.int32), count)
     assert len(block_parts(hu, f)) == f[0] * f[1] * f[2]
+
+
+@pytest.mark.parametrize("f", [(1, 1, 1), (2, 2, 2), (3, 1, 2)])
+def test_block_expand_is_the_nearest_block(f):
+    c = np.arange(4 * 5 * 6).reshape(4, 5, 6)
+    shape = (4 * f[0] - 1, 5 * f[1], 6 * f[2] - 1)  # a partial last block on two axes
+    up = block_expand(c, f, shape)
+    assert up.shape == shape
+    k, j, i = np.indices(shape)
+    np.testing.assert_array_equal(up, c[k // f[0], j // f[1], i // f[2]])
+    # the inverse of a reduction on the same blocks
+    m = np.random.default_rng(2).random(shape) < 0.2
+    assert (block_expand(block_reduce(m, f, "any"), f, shape) >= m).all()
 
 
 def test_block_reduce_of_one_voxel_blocks():

@@ -267,6 +267,18 @@ def block_reduce(a: np.ndarray, f: Sequence[int], how: str, *, fill=0, dtype=Non
     return out
 
 
+def block_expand(c: np.ndarray, f: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a :func:`block_reduce` grid (blocks of ``f``) back to
+    ``shape``: voxel ``(k, j, i)`` gets block ``(k // fk, j // fj, i // fi)``. To be read
+    only (with ``f == (1, 1, 1)`` it is a view of ``c``)."""
+    f = tuple(int(x) for x in f)
+    if f == (1, 1, 1):
+        return c[: shape[0], : shape[1], : shape[2]]
+    k, j, i = c.shape
+    big = np.broadcast_to(c[:, None, :, None, :, None], (k, f[0], j, f[1], i, f[2]))
+    return big.reshape(k * f[0], j * f[1], i * f[2])[: shape[0], : shape[1], : shape[2]]
+
+
 def border_labels(lab: np.ndarray, n: int) -> np.ndarray:
     """Which of the labels ``0..n`` of ``lab`` (from :func:`scipy.ndimage.label`) touch the
     array's border: a boolean array of length ``n + 1`` (entry 0 as found)."""

@@ -61,7 +61,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from twinsep.errors import InputError
-from twinsep.image import Volume, block_reduce, bounding_box, fill_holes
+from twinsep.image import Volume, block_expand, block_reduce, bounding_box, fill_holes
 from twinsep.labels import TISSUE_NAMES, Tissue
 from twinsep.progress import Progress
 from twinsep.settings import defaults
@@ -358,13 +358,6 @@ def _deeper(depth: np.ndarray, c: np.ndarray, f: tuple[int, int, int]) -> np.nda
     return out
 
 
-def _upsample(c: np.ndarray, f: tuple[int, int, int], shape: tuple[int, ...]) -> np.ndarray:
-    """Nearest-neighbour upsampling of a block-reduced array back to ``shape``."""
-    if f == (1, 1, 1):
-        return c
-    k, j, i = c.shape
-    big = np.broadcast_to(c[:, None, :, None, :, None], (k, f[0], j, f[1], i, f[2]))
-    return big.reshape(k * f[0], j * f[1], i * f[2])[: shape[0], : shape[1], : shape[2]]
 def _local_mean(values: np.ndarray, mask: np.ndarray, sigma_mm: float, sampling
                 ) -> tuple[tuple[int, int, int], np.ndarray]:
     """Gaussian-weighted mean of ``values`` over the ``mask`` voxels (sigma ``sigma_mm``).
@@ -507,7 +500,7 @@ def _vesselness(
                            sigma, s)
             sub = vc[box]
             sub[cand] = np.maximum(sub[cand], best)
-        np.maximum(out, _upsample(vc, f, image.shape), out=out)
+        np.maximum(out, block_expand(vc, f, image.shape), out=out)
     out[~candidates] = 0
     return out
 
@@ -891,7 +884,7 @@ def _vessels(hx: np.ndarray, inside: np.ndarray, bone: np.ndarray, sp: tuple[flo
     reach = np.zeros(seeds_g.shape, bool)
     if seeds_g.any():
         reach[gb] = _distance_to(seeds_g[gb], spg) <= s.vessel_grow_mm
-    core_cand &= _upsample(reach, fg, shape)
+    core_cand &= block_expand(reach, fg, shape)
     vessel = np.zeros(shape, bool)
     if seeds.any():
         vb = bounding_box(core_cand) or _EMPTY

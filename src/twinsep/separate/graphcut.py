@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from twinsep.errors import InputError
-from twinsep.image import block_reduce, bounding_box
+from twinsep.image import block_expand, block_reduce, bounding_box
 from twinsep.separate.metrics import face_masks
 
 _A, _B = 1, 2
@@ -75,16 +75,6 @@ def pyramid_factors(
             continue
         levels.append(f)  # type: ignore[arg-type]
     return levels[::-1]
-
-
-def upsample(a: np.ndarray, ratio: tuple[int, int, int], shape: tuple[int, int, int]) -> np.ndarray:
-    """Nearest-neighbour upsampling by integer ``ratio`` per axis, cropped to ``shape``."""
-    if ratio == (1, 1, 1):
-        return a[: shape[0], : shape[1], : shape[2]].copy()
-    kk = np.arange(shape[0]) // ratio[0]
-    jj = np.arange(shape[1]) // ratio[1]
-    ii = np.arange(shape[2]) // ratio[2]
-    return a[np.ix_(kk, jj, ii)]
 
 
 def interface_mask(owner: np.ndarray) -> np.ndarray:
@@ -406,14 +396,14 @@ class Pyramid:
                 free_l = free
             else:
                 ratio = tuple(p // q for p, q in zip(prev_f, f, strict=True))
-                free_l = upsample(free, tuple(p // q for p, q in zip(f0, f, strict=True)),
+                free_l = block_expand(free, tuple(p // q for p, q in zip(f0, f, strict=True)),
                                   t_l.shape) & t_l
                 near = _dilate(interface_mask(owner), self.band_voxels)
-                own = np.where(free_l, upsample(owner, ratio, t_l.shape), lv.base)
+                own = np.where(free_l, block_expand(owner, ratio, t_l.shape), lv.base)
                 own[~t_l] = 0
                 if ((own == 0) & t_l).any():
                     own = fill_unowned(own, t_l)
-                band = upsample(near, ratio, t_l.shape) & free_l
+                band = block_expand(near, ratio, t_l.shape) & free_l
                 if force_l is not None:
                     band |= (force_l != 0) & (force_l != own)
             band &= t_l
