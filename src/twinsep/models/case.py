@@ -18,6 +18,7 @@ from twinsep.exchange.gltf import LPS_MM_TO_GLTF, GltfPart, write_glb
 from twinsep.exchange.mesh_files import write_3mf, write_stl
 from twinsep.exchange.segmentation import write_dicom_seg, write_seg_nrrd
 from twinsep.image import Volume
+from twinsep.mesh import is_closed, signed_volume, surface_area
 from twinsep.models.build import (
     DICOM_SEG_NAME,
     DOLL_NAME,
@@ -32,7 +33,7 @@ from twinsep.models.build import (
 from twinsep.models.doll import THIN_TOLERANCE
 from twinsep.models.scene import Layer
 from twinsep.models.separated import reconstruction_layers
-from twinsep.models.surfaces import SurfaceSettings, is_closed, signed_volume, surface_area
+from twinsep.models.surfaces import SurfaceSettings
 from twinsep.progress import Progress
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
