@@ -22,7 +22,7 @@ import numpy as np
 
 from twinsep.casefolder import write_text_atomic
 from twinsep.errors import InputError
-from twinsep.image import Volume, bounding_box
+from twinsep.image import Volume
 
 #: SNOMED CT codes per tissue: (code, meaning) of the segmented property type.
 TISSUE_CODES: dict[str, tuple[str, str]] = {
@@ -63,14 +63,9 @@ def _vec(v) -> str:
     return "(" + ",".join(f"{float(x):.10g}" for x in v) + ")"
 
 
-def _extent(mask: np.ndarray) -> str:
-    """Slicer extent ``i0 i1 j0 j1 k0 k1`` (inclusive) of a mask in array order [k,j,i]."""
-    return _box_extent(bounding_box(mask))
-
-
 def _box_extent(box: tuple[slice, ...] | None) -> str:
-    """:func:`_extent` from a bounding box (array order, as from ``ndimage.find_objects``
-    or :func:`twinsep.image.bounding_box`)."""
+    """Slicer extent ``i0 i1 j0 j1 k0 k1`` (inclusive) of a bounding box in array order
+    [k, j, i] (as from ``ndimage.find_objects`` or :func:`twinsep.image.bounding_box`)."""
     if box is None:
         return "0 -1 0 -1 0 -1"
     return " ".join(f"{b.start} {b.stop - 1}" for b in box[::-1])
