@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -226,8 +227,92 @@ def separate(
     own0 = np.asarray(identity.array).astype(np.uint8, copy=False)
     if not ((own0 == _A) & tissue).any() or not ((own0 == _B) & tissue).any():
         raise InputError("the owner map needs tissue voxels of both twin A and twin B")
-    sk = tissues.spacing_kji
     need_sinus = alternatives or choose in ("sinus_to_a", "sinus_to_b")
+    w = _prepare(tissues, tis, own0, risk, need_sinus=need_sinus, coarse_mm=coarse_mm,
+                 corridor_mm=corridor_mm, sinus_mm=sinus_mm)
+    t["prepare"] = time.perf_counter() - t0
+
+    owners_c: dict[str, np.ndarray] = {}
+    info: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    res = w.pyr.cut(solver=solver)
+    owners_c["min_risk"] = res.owner
+    info["min_risk"] = {"levels": [
+        {"spacing_mm": list(lv.spacing_mm[::-1]), "band_voxels": lv.band_voxels,
+         "edges": lv.edges} for lv in res.levels]}
+    t["cut_min_risk"] = time.perf_counter() - t0
+    for key, keeper in (("sinus_to_a", _A), ("sinus_to_b", _B)):
+        if alternatives or choose == key:
+            t0 = time.perf_counter()
+            _sinus_cut(w, key, keeper, sinus_mm, solver, owners_c, info)
+            t[f"cut_{key}"] = time.perf_counter() - t0
+    plane_full = None
+    if plane is not None:
+        plane_full = plane_owner(w.tissue, w.own_f, tissues, plane[:3], plane[3:])
+        info["plane"] = {"point_mm": list(plane[:3]), "normal": list(plane[3:])}
+    elif alternatives or choose == "plane":
+        info["plane"] = {"available": False, "reason": "no --plane given"}
+    if choose not in owners_c and not (choose == "plane" and plane_full is not None):
+        raise InputError(f"alternative {choose!r} is not available: {info[choose]['reason']}")
+
+    t0 = time.perf_counter()
+    table, measured, owners, chosen_mesh = _alternatives(w, tissues, risk, owners_c,
+                                                          plane_full, info, choose)
+    t["measure"] = time.perf_counter() - t0
+    m = measured[choose]
+    summary = {
+        "method": "minimum s-t cut (Boykov-Kolmogorov max-flow, PyMaxflow) of the 6-connected "
+                  "tissue-voxel graph on a narrow band, coarse to fine" if solver == "bk" else
+                  f"minimum s-t cut ({solver}) on a narrow band, coarse to fine",
+        "chosen": choose,
+        "risk_model": risk.as_dict(),
+        "settings": {"coarse_mm": coarse_mm, "corridor_mm": corridor_mm, "sinus_mm": sinus_mm,
+                     "solver": solver},
+        "total_risk": m["risk"],
+        "cut_area_cm2": m["cut_area_cm2"],
+        "cut_area_total_cm2": m["cut_area_total_cm2"],
+        "cut_area_faces_cm2": m["cut_area_faces_cm2"],
+        "area_correction": m["area_correction"],
+        "crossing_vessels": m["crossing_vessels"],
+        "volume_ml": m["volume_ml"],
+        "shared_sinus_vessel_id": w.comp,
+        "pyramid": info["min_risk"]["levels"],
+        "alternatives": table,
+        "staging": plan_stages(m["crossing_vessels"], stages, max_share),
+    }
+    return Separation(owners=owners, summary=summary, mesh=chosen_mesh, timings_s=t)
+
+
+@dataclass
+class _Prepared:
+    """What every cut and measure shares: the whole-grid labels and owner, the working box
+    with its pyramid, and the vessel counts outside the box."""
+
+    spacing_kji: tuple[float, float, float]
+    tis: np.ndarray
+    tissue: np.ndarray
+    own_f: np.ndarray
+    vlab: np.ndarray
+    nv: int
+    vindex: Any
+    comp: int | None
+    box: tuple[slice, ...]
+    own_c: np.ndarray
+    lab_c: np.ndarray
+    pyr: Pyramid
+    sinus_near: np.ndarray | None
+    reg: _Region
+    vindex_c: Any
+    out_totals: tuple
+    out_comp: tuple
+
+
+def _prepare(tissues: Volume, tis: np.ndarray, own0: np.ndarray, risk: RiskModel, *,
+             need_sinus: bool, coarse_mm: float, corridor_mm: float,
+             sinus_mm: float) -> _Prepared:
+    """The working box around the interface (and the shared sinus), its costs and pyramid."""
+    tissue = tis > 0
+    sk = tissues.spacing_kji
     own_f = _fill_owner(own0, tissue)
     vlab, nv = vessel_components(tis)
     vindex = _vessel_index(vlab)
@@ -255,44 +340,34 @@ def separate(
                   risk.voxel_cost(tis_c, xsec_c), xsec_c)
     vindex_c = _vessel_index(lab_c)
     in_totals, in_comp = _counts(own_c, vindex_c, nv)
-    out_totals = tuple(a - b for a, b in zip(totals0, in_totals, strict=True))
-    out_comp = tuple(a - b for a, b in zip(comp0, in_comp, strict=True))
-    t["prepare"] = time.perf_counter() - t0
+    return _Prepared(
+        spacing_kji=sk, tis=tis, tissue=tissue, own_f=own_f, vlab=vlab, nv=nv, vindex=vindex,
+        comp=comp,
+        box=box, own_c=own_c, lab_c=lab_c, pyr=pyr, sinus_near=sinus_near, reg=reg,
+        vindex_c=vindex_c,
+        out_totals=tuple(a - b for a, b in zip(totals0, in_totals, strict=True)),
+        out_comp=tuple(a - b for a, b in zip(comp0, in_comp, strict=True)))
 
-    owners_c: dict[str, np.ndarray] = {}
-    info: dict[str, dict] = {}
-    t0 = time.perf_counter()
-    res = pyr.cut(solver=solver)
-    owners_c["min_risk"] = res.owner
-    info["min_risk"] = {"levels": [
-        {"spacing_mm": list(lv.spacing_mm[::-1]), "band_voxels": lv.band_voxels,
-         "edges": lv.edges} for lv in res.levels]}
-    t["cut_min_risk"] = time.perf_counter() - t0
 
-    for key, keeper in (("sinus_to_a", _A), ("sinus_to_b", _B)):
-        if not (alternatives or choose == key):
-            continue
-        if comp is None:
-            info[key] = {"available": False, "reason": "no vessel is shared by the twins"}
-            continue
-        t0 = time.perf_counter()
-        force, sinus = sinus_constraints((lab_c, nv), comp, own_c, sk, keeper, sinus_mm,
-                                         near=sinus_near)
-        r = pyr.cut(force, solver=solver)
-        owners_c[key] = r.owner
-        info[key] = {"sinus_vessel_id": comp,
-                     "sinus_voxels_with_keeper": float(np.mean(r.owner[sinus] == keeper))}
-        t[f"cut_{key}"] = time.perf_counter() - t0
-    plane_full = None
-    if plane is not None:
-        plane_full = plane_owner(tissue, own_f, tissues, plane[:3], plane[3:])
-        info["plane"] = {"point_mm": list(plane[:3]), "normal": list(plane[3:])}
-    elif alternatives or choose == "plane":
-        info["plane"] = {"available": False, "reason": "no --plane given"}
-    if choose not in owners_c and not (choose == "plane" and plane_full is not None):
-        raise InputError(f"alternative {choose!r} is not available: {info[choose]['reason']}")
+def _sinus_cut(w: _Prepared, key: str, keeper: int, sinus_mm: float, solver: str,
+               owners_c: dict, info: dict) -> None:
+    """Alternative (b) or (c): the cut with the shared sinus kept wholly by ``keeper``."""
+    if w.comp is None:
+        info[key] = {"available": False, "reason": "no vessel is shared by the twins"}
+        return
+    force, sinus = sinus_constraints((w.lab_c, w.nv), w.comp, w.own_c, w.spacing_kji, keeper,
+                                     sinus_mm, near=w.sinus_near)
+    r = w.pyr.cut(force, solver=solver)
+    owners_c[key] = r.owner
+    info[key] = {"sinus_vessel_id": w.comp,
+                 "sinus_voxels_with_keeper": float(np.mean(r.owner[sinus] == keeper))}
 
-    t0 = time.perf_counter()
+
+def _alternatives(w: _Prepared, tissues: Volume, risk: RiskModel, owners_c: dict,
+                  plane_full: np.ndarray | None, info: dict, choose: str
+                  ) -> tuple[list[dict], dict, dict, tuple[np.ndarray, np.ndarray]]:
+    """Measure every alternative on the whole grid: the table rows, the measures, the
+    owner maps and the chosen cut's mesh."""
     table = []
     chosen_mesh = (np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
     measured = {}
@@ -305,16 +380,17 @@ def separate(
                **info[key]}
         if available:
             if key == "plane":
-                m, mesh = _measure_whole(plane_full, tissues, tis, (vlab, nv), vindex, risk)
+                m, mesh = _measure_whole(plane_full, tissues, w.tis, (w.vlab, w.nv), w.vindex,
+                                         risk)
                 owners[key] = plane_full
             else:
                 oc = owners_c[key]
-                tot_in, comp_in = _counts(oc, vindex_c, nv)
-                totals = tuple(a + b for a, b in zip(out_totals, tot_in, strict=True))
-                comps = tuple(a + b for a, b in zip(out_comp, comp_in, strict=True))
-                m, mesh = _measure(oc, reg, nv, totals, comps)
-                full = own_f.copy()
-                full[box] = oc
+                tot_in, comp_in = _counts(oc, w.vindex_c, w.nv)
+                totals = tuple(a + b for a, b in zip(w.out_totals, tot_in, strict=True))
+                comps = tuple(a + b for a, b in zip(w.out_comp, comp_in, strict=True))
+                m, mesh = _measure(oc, w.reg, w.nv, totals, comps)
+                full = w.own_f.copy()
+                full[w.box] = oc
                 owners[key] = full
             measured[key] = m
             if key == choose:
@@ -324,30 +400,7 @@ def separate(
                 "vessel_cross_section_cut_mm2")})
             row["crossing_vessel_ids"] = [c["vessel_id"] for c in m["crossing_vessels"]]
         table.append(row)
-    t["measure"] = time.perf_counter() - t0
-
-    m = measured[choose]
-    summary = {
-        "method": "minimum s-t cut (Boykov-Kolmogorov max-flow, PyMaxflow) of the 6-connected "
-                  "tissue-voxel graph on a narrow band, coarse to fine" if solver == "bk" else
-                  f"minimum s-t cut ({solver}) on a narrow band, coarse to fine",
-        "chosen": choose,
-        "risk_model": risk.as_dict(),
-        "settings": {"coarse_mm": coarse_mm, "corridor_mm": corridor_mm, "sinus_mm": sinus_mm,
-                     "solver": solver},
-        "total_risk": m["risk"],
-        "cut_area_cm2": m["cut_area_cm2"],
-        "cut_area_total_cm2": m["cut_area_total_cm2"],
-        "cut_area_faces_cm2": m["cut_area_faces_cm2"],
-        "area_correction": m["area_correction"],
-        "crossing_vessels": m["crossing_vessels"],
-        "volume_ml": m["volume_ml"],
-        "shared_sinus_vessel_id": comp,
-        "pyramid": info["min_risk"]["levels"],
-        "alternatives": table,
-        "staging": plan_stages(m["crossing_vessels"], stages, max_share),
-    }
-    return Separation(owners=owners, summary=summary, mesh=chosen_mesh, timings_s=t)
+    return table, measured, owners, chosen_mesh
 
 
 def _calibre_on(tis: np.ndarray, box: tuple[slice, ...], spacing_kji,
