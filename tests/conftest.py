@@ -18,7 +18,8 @@
     (``source="tissues"``) or on ``make_segmentation``'s (``source="ct"``), cached.
 
 The cached objects are shared by every test of the session: read them, never change
-them in place (copy first, e.g. ``shutil.copytree`` a case folder into ``tmp_path``).
+them in place (copy first, e.g. ``shutil.copytree`` a case folder into ``tmp_path``). The
+arrays of the cached volumes are read-only, so that a change in place fails at once.
 ``validate_glb(path)``
     Factory: the Khronos glTF validator's report (dict) of a GLB; skips the test when node
     or ``node_modules/gltf-validator`` is missing (``npm ci``).
@@ -53,6 +54,13 @@ def validate_glb() -> Callable[[Path], dict]:
     return run
 
 
+def _read_only(*volumes) -> None:
+    """Make the arrays of cached volumes read-only: a test or a function that would change
+    a shared input in place fails instead of changing it for every later test."""
+    for vol in volumes:
+        vol.array.flags.writeable = False
+
+
 def _spec(**spec):
     from twinsep.phantom import PhantomSpec
 
@@ -73,7 +81,9 @@ def make_phantom_obj() -> Callable[..., object]:
         s = _spec(**spec)
         key = s.model_dump_json()
         if key not in cache:
-            cache[key] = make_phantom(s)
+            ph = make_phantom(s)
+            _read_only(ph.ct, ph.tissues, ph.owner)
+            cache[key] = ph
         return cache[key]
 
     return factory
@@ -110,6 +120,7 @@ def make_segmentation(make_phantom_obj) -> Callable[..., object]:
         key = _spec(**dict(spec)).model_dump_json()
         if key not in cache:
             cache[key] = segment_ct(make_phantom_obj(**spec).ct)
+            _read_only(cache[key])
         return cache[key]
 
     return factory
@@ -134,6 +145,7 @@ def make_identity(make_phantom_obj, make_segmentation) -> Callable[..., object]:
             else:
                 raise ValueError(f"source must be 'tissues' or 'ct', not {source!r}")
             cache[key] = identify(tissues)
+            _read_only(cache[key].owner)
         return cache[key]
 
     return factory
