@@ -18,6 +18,7 @@ import numpy as np
 
 from twinsep.image import Volume
 from twinsep.separate.graphcut import interface_mask, near_voxels
+from twinsep.separate.metrics import vessels_of_both
 
 _A, _B = 1, 2
 
@@ -55,13 +56,7 @@ def shared_sinus(
     lab, n = vessel_labels
     if n == 0:
         return None
-    if counts is None:
-        va = np.bincount(lab[owner == _A], minlength=n + 1)
-        vb = np.bincount(lab[owner == _B], minlength=n + 1)
-    else:
-        va, vb = counts
-    both = np.flatnonzero((va > 0) & (vb > 0))
-    both = both[both > 0]
+    both, va, vb = vessels_of_both(lab, n, owner, counts)
     if both.size == 0:
         return None
     tot = va[both] + vb[both]

@@ -75,6 +75,20 @@ def vessel_components(tissues: np.ndarray) -> tuple[np.ndarray, int]:
     return lab, int(n)
 
 
+def vessels_of_both(lab: np.ndarray, n: int, owner: np.ndarray,
+                    counts: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels (1..n) of the vessel components with voxels of both twins, and the voxels of
+    A and of B per component (``counts`` when given, else counted on ``owner``)."""
+    if counts is None:
+        va = np.bincount(lab[owner == _A], minlength=n + 1)
+        vb = np.bincount(lab[owner == _B], minlength=n + 1)
+    else:
+        va, vb = counts
+    both = np.flatnonzero((va > 0) & (vb > 0))
+    return both[both > 0], va, vb
+
+
 def crossings(
     owner: np.ndarray,
     tissues: np.ndarray,
@@ -120,13 +134,7 @@ def crossings(
         return []
     sk = volume.spacing_kji
     vox_ml = volume.voxel_volume_ml
-    if counts is None:
-        va = np.bincount(lab[owner == _A], minlength=n + 1)
-        vb = np.bincount(lab[owner == _B], minlength=n + 1)
-    else:
-        va, vb = counts
-    crossed = np.flatnonzero((va > 0) & (vb > 0))
-    crossed = crossed[crossed > 0]
+    crossed, va, vb = vessels_of_both(lab, n, owner, counts)
     if crossed.size == 0:
         return []
     # faces between two voxels of the same crossed component
