@@ -122,7 +122,8 @@ STAGE = Stage(
     "simulate.reconstruction in twinsep/data/defaults.yaml)",
     input_files=_input_files,
     record=_record,
-    described=("catalog", "reconstruction_file"),
+    # the reconstruction settings in use are in plan.json reconstruction.settings
+    described=("catalog", "reconstruction_file", "reconstruction"),
 )
 
 __all__ = ["STAGE", "SimulateSettings", "default_catalog", "simulate_case"]
