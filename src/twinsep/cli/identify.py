@@ -34,9 +34,8 @@ def identify(
 ) -> None:
     """Give every voxel an owner, twin A (purple) or twin B (orange); measure the junction."""
     from twinsep.casefolder import Case
-    from twinsep.identify import read_landmarks
 
-    read_landmarks(landmarks)  # a bad file is refused before any work
+    # (a bad landmarks file is refused by the stage before any work)
     result = run_command("identify", case, {
         "seed_a_mm": parse_point(seed_a, "--seed-a"), "seed_b_mm": parse_point(seed_b, "--seed-b"),
         "method": method, "landmarks": landmarks}, set_).data
