@@ -100,6 +100,13 @@ def test_quiet_and_verbose(tmp_path: Path, make_phantom_case, capsys) -> None:
     assert "segment (ct):" in err  # and the command's own summary
     assert main(["segment", str(out)]) == 0
     assert "segment: settings" not in capsys.readouterr().err  # not without --verbose
+    # a bad landmarks file is refused before any work, in one line
+    bad = tmp_path / "marks.json"
+    bad.write_text("{not json")
+    assert main(["--quiet", "identify", str(out), "--landmarks", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a JSON landmarks file" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "labels" / "twins.nii.gz").exists()
     # errors are printed even with --quiet
     assert main(["--quiet", "segment", str(tmp_path / "nowhere")]) == 2
     assert "error:" in capsys.readouterr().err
