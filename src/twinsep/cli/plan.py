@@ -35,7 +35,8 @@ def run_plan_cli(
                 "failed": "[red]FAILED[/red]"}.get(o.status, f"[yellow]{o.status}[/yellow]")
         secs = f" {o.seconds:.1f} s" if o.status in ("ran", "failed") else ""
         note = f" — {o.note}" if o.note and o.status != "failed" else ""
-        console.print(f"{o.stage:<9} {mark}{secs}  [dim]{BY_NAME[o.stage].title}[/dim]{note}",
+        st = BY_NAME[o.stage]
+        console.print(f"{st.name:<9} {mark}{secs}  [dim]{st.title}[/dim]{note}",
                       soft_wrap=True)
 
     try:
