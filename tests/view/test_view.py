@@ -490,3 +490,61 @@ def test_separated_view_on_the_craniopagus_phantom(phantom_page):
         assert not page.errors
     finally:  # leave the shared page on the joined stage
         page.js("window.twinsep.setStage('joined')")
+
+
+# --- the server: safe by default ---------------------------------------------------------
+def _get(url: str, path: str, host: str | None = None) -> int:
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=host is not None)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_server_serves_loopback_hosts_only_and_survives_odd_paths(tmp_path, capfd):
+    from twinsep.view.serve import start_server
+
+    (tmp_path / "index.html").write_text("<html>ok</html>")
+    (tmp_path.parent / "secret.txt").write_text("not for the browser")
+    server, url = start_server(tmp_path, port=0)
+    try:
+        port = server.server_address[1]
+        assert _get(url, "/index.html") == 200
+        assert _get(url, "/index.html", host=f"localhost:{port}") == 200
+        # DNS rebinding: a foreign name that resolves to 127.0.0.1 is refused
+        assert _get(url, "/index.html", host="evil.example") == 403
+        assert _get(url, "/index.html", host=f"evil.example:{port}") == 403
+        # nothing outside the viewer folder; a NUL byte is a clean 400, no traceback
+        assert _get(url, "/../secret.txt") == 404
+        assert _get(url, "/%2e%2e/secret.txt") == 404
+        assert _get(url, "/%00") == 400
+        assert _get(url, "/index.html%00.js") == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_busy_port_is_refused_before_the_page_is_rewritten(viewer_case, capsys):
+    import socket
+
+    from twinsep.cli import main
+
+    page = viewer_case / "viewer" / "index.html"
+    before = (page.stat().st_mtime_ns, page.read_bytes())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["view", str(viewer_case), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve on 127.0.0.1" in err and "--port" in err
+    assert (page.stat().st_mtime_ns, page.read_bytes()) == before

@@ -26,10 +26,20 @@ def view(
 
     The page works offline and can also be opened directly as a file.
     """
-    result = run_command("view", case, {"max_size": max_size}, set_).data
+    server = None
+    if not no_serve:  # a busy port is refused before the page is rewritten
+        from twinsep.view.serve import bind
+
+        server = bind(port)
+    try:
+        result = run_command("view", case, {"max_size": max_size}, set_).data
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
     mb = result.size_bytes / 1e6
     console.print(f"wrote {result.index_html} ({mb:.1f} MB, {len(result.layers)} layers)")
-    if no_serve:
+    if server is None:
         if open_browser:
             import webbrowser
 
@@ -37,4 +47,5 @@ def view(
         return
     from twinsep.view.serve import serve
 
-    serve(result.index_html.parent, port, open_browser=open_browser, announce=console.print)
+    serve(result.index_html.parent, port, open_browser=open_browser, announce=console.print,
+          server=server)
