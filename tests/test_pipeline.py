@@ -91,6 +91,21 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, phantom3: Path) -> N
         run_plan(plan_settings(phantom3 / "ct.nii.gz"), out, until="ingest")
     assert info.value.exit_code == 2 and "not a twinsep case folder" in str(info.value)
     assert (out / "thesis.txt").read_text() == "precious"
+    # and nothing of twinsep's is left in it (no timings.json, no .twinsep/)
+    assert [p.name for p in out.iterdir()] == ["thesis.txt"]
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path, phantom3: Path, capsys) -> None:
+    from twinsep.cli import main
+
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert main(["plan", str(phantom3 / "ct.nii.gz"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not a folder" in err and "Traceback" not in err
+    assert "intact" not in err  # there are no earlier results to speak of
+    assert out.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt"]
 
 
 def test_skip_force_from(tmp_path: Path, phantom3: Path) -> None:

@@ -540,7 +540,11 @@ def run_plan(
     first_redo = 0 if force else (STAGES.index(stage(from_stage)) if from_stage else None)
     last = stage(until) if until else None
     settings.scan  # noqa: B018 - a plan without a scan is refused before anything runs
-    run = _PlanRun(settings, Case(Path(out).absolute()), progress or silent, on_stage)
+    case = Case(Path(out).absolute())
+    if case.root.exists() and not case.root.is_dir():
+        raise StageError(INGEST.name, f"{case.root}: exists and is not a folder (choose "
+                         "another --out)", exit_code=2)
+    run = _PlanRun(settings, case, progress or silent, on_stage)
     for index, st in enumerate(STAGES):
         run.step(index, st, redo=first_redo is not None and index >= first_redo)
         if st is last:
@@ -559,15 +563,15 @@ class _PlanRun:
         self.t_start = time.perf_counter()
         self.settings, self.case, self.say, self.on_stage = settings, case, say, on_stage
         self.inputs = _input_hashes(settings)
-        self.state = load_state(case) if case.root.exists() else {}
-        self.previous_timings = load_timings(case) if case.root.exists() else {}
+        self.state = load_state(case) if case.case_json.is_file() else {}
+        self.previous_timings = load_timings(case) if case.case_json.is_file() else {}
         self.result = PlanResult(case=case)
         self.upstream: dict[str, dict] = {}
         self.stopped = False
 
     def finish(self, outcome: StageOutcome) -> None:
         self.result.outcomes.append(outcome)
-        if self.case.root.exists():
+        if self.case.case_json.is_file():  # only into a case folder twinsep made
             _write_timings(self.case, self.result.outcomes, self.previous_timings,
                            time.perf_counter() - self.t_start)
         if self.on_stage is not None:
