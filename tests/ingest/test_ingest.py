@@ -153,9 +153,9 @@ def _two_series(tmp_path: Path) -> tuple[Path, str, str]:
     big = _oblique(shape=(7, 5, 4))
     small = _oblique(shape=(3, 4, 4), seed=3)
     write_ct_series(big, folder / "a", series_uid="1.2.826.0.1.3680043.9.7777.1",
-                    series_description="big")
+                    series_description="DOE^JANE big")
     write_ct_series(small, folder / "b", series_uid="1.2.826.0.1.3680043.9.7777.2",
-                    series_description="small")
+                    series_description="DOE^JANE small")
     (folder / "readme.txt").write_text("not dicom")
     return folder, "1.2.826.0.1.3680043.9.7777.1", "1.2.826.0.1.3680043.9.7777.2"
 
@@ -165,6 +165,8 @@ def test_several_series_default_largest_and_says_so(tmp_path, capsys):
     assert _run(folder, tmp_path / "case") == 0
     err = capsys.readouterr().err
     assert big in err and small in err and "largest" in err
+    # the series list holds no free text (the description carried the patient's name)
+    assert "DOE" not in err and "series 1" in err and " mm " in err
     info = json.loads((tmp_path / "case" / "case.json").read_text())
     assert info["source"]["series_uid"] == big and info["source"]["series_in_scan"] == 2
 

@@ -454,11 +454,22 @@ class Series:
         return "" if value is None else str(value)
 
     def summary(self) -> str:
-        """One line for listing series to the user (no PHI)."""
+        """One line for listing series to the user: UID, number, modality, size, slice
+        thickness. No free text (a SeriesDescription can hold a patient's name)."""
         h = self.headers[0]
-        desc = self.tag("SeriesDescription") or "-"
-        return (f"{self.uid}  {self.tag('Modality') or '?'}  {h.columns}x{h.rows}x"
-                f"{self.n_images}  {len(self.headers)} file(s)  {desc}")
+        number = self.tag("SeriesNumber") or "-"
+        thick = self.tag("SliceThickness")
+        thick = f"{float(thick):g} mm" if _is_number(thick) else "- mm"
+        return (f"{self.uid}  series {number}  {self.tag('Modality') or '?'}  {h.columns}x"
+                f"{h.rows}x{self.n_images}  {thick}  {len(self.headers)} file(s)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def scan_files(
