@@ -548,3 +548,23 @@ def test_a_busy_port_is_refused_before_the_page_is_rewritten(viewer_case, capsys
     err = capsys.readouterr().err
     assert "cannot serve on 127.0.0.1" in err and "--port" in err
     assert (page.stat().st_mtime_ns, page.read_bytes()) == before
+
+
+def test_the_page_never_names_the_case_folder(viewer_case, tmp_path):
+    """The case folder is often named for the patient: the page is titled "case"."""
+    import base64
+    import gzip
+    import shutil
+
+    from twinsep.cli import main
+
+    case = tmp_path / "DOE_JANE_0042"
+    shutil.copytree(viewer_case, case)
+    assert main(["view", str(case), "--no-serve"]) == 0
+    text = (case / "viewer" / "index.html").read_text()
+    block = re.search(r'<script type="application/json" id="twinsep-data">(.*?)</script>',
+                      text, re.S).group(1)
+    glb = gzip.decompress(base64.b64decode(json.loads(block)["glb_gzip"]))
+    for blob in (text.encode(), glb):
+        assert b"DOE_JANE" not in blob  # "_" is not in base64: no chance match
+    assert "<title>twinsep — case</title>" in text

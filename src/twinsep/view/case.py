@@ -74,7 +74,7 @@ def build_viewer(case_dir: str | Path, *, max_size: int = 256,
         scan = Volume.read(case.scan)
         owner = Volume.read(case.twins) if case.twins.exists() else None
         slice_data = slice_volumes(scan, owner, max_size=max_size, window_hu=window_hu)
-    title = f"twinsep — {case.root.resolve().name}"
+    title = "twinsep — case"  # never the folder name: it often is the patient's name
     text = render_page(glb=glb, manifest=manifest, slices=slice_data, title=title)
     out = case.viewer / "index.html"
     write_text_atomic(out, text)
