@@ -13,7 +13,6 @@ import logging
 import platform
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from twinsep.casefolder import Case
 
@@ -21,19 +20,6 @@ LOG_FILE = Path(".twinsep") / "twinsep.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 logger = logging.getLogger("twinsep")
-
-
-def safe(value: Any) -> Any:
-    """``value`` with every path replaced by its file name (for the log)."""
-    if isinstance(value, dict):
-        return {k: safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [safe(v) for v in value]
-    if isinstance(value, Path):
-        return value.name
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return Path(value).name
-    return value
 
 
 def versions() -> dict[str, str]:
@@ -79,4 +65,4 @@ def case_log(case: Case) -> Iterator[logging.Logger]:
         logger.setLevel(old_level)
 
 
-__all__ = ["LOG_FILE", "case_log", "logger", "safe", "versions"]
+__all__ = ["LOG_FILE", "case_log", "logger", "versions"]

@@ -68,7 +68,7 @@ from twinsep.identify import STAGE as IDENTIFY
 from twinsep.identify import IdentifySettings
 from twinsep.ingest import STAGE as INGEST
 from twinsep.ingest import IngestSettings, is_case_folder
-from twinsep.log import case_log, safe, versions
+from twinsep.log import case_log, versions
 from twinsep.models import STAGE as MODELS
 from twinsep.models import ModelsSettings
 from twinsep.progress import Progress, silent, within
@@ -80,7 +80,13 @@ from twinsep.segment import STAGE as SEGMENT
 from twinsep.segment import SegmentSettings
 from twinsep.separate import STAGE as SEPARATE
 from twinsep.separate import SeparateSettings
-from twinsep.settings import merge, parse_assignments, read_mapping, validation_message
+from twinsep.settings import (
+    file_names,
+    merge,
+    parse_assignments,
+    read_mapping,
+    validation_message,
+)
 from twinsep.simulate.case import STAGE as SIMULATE
 from twinsep.simulate.case import SimulateSettings, default_catalog
 from twinsep.stage import Stage, StageResult, Status
@@ -477,7 +483,7 @@ def run_stage(stage: Stage, case: Case, settings: Any,
     This is what each command calls; :func:`run_plan` calls it for every stage.
     """
     report = progress or silent
-    text = json.dumps(safe(settings.model_dump(mode="json")), sort_keys=True)
+    text = json.dumps(file_names(settings.model_dump(mode="json")), sort_keys=True)
     t0 = time.perf_counter()
     try:
         with case_log(case):
@@ -582,7 +588,7 @@ class _PlanRun:
         return _sha({
             "stage": st.key,
             "twinsep_version": __version__,
-            "settings": safe(self.settings.of(st).model_dump(mode="json")),
+            "settings": file_names(self.settings.of(st).model_dump(mode="json")),
             "inputs": self.inputs[st.key],
             "upstream": self.upstream,
         })

@@ -142,6 +142,20 @@ def validate(model: type[M], data: Mapping[str, Any], *, source: str, prefix: st
         raise InputError(validation_message(exc, source, prefix)) from None
 
 
+def file_names(value: Any) -> Any:
+    """``value`` (settings as JSON, or with Paths) with every path reduced to its file name:
+    folders often carry a patient's name, and the same input must give the same plan."""
+    if isinstance(value, dict):
+        return {k: file_names(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [file_names(v) for v in value]
+    if isinstance(value, Path):
+        return value.name
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value).name
+    return value
+
+
 def changed(settings: BaseModel, baseline: BaseModel | None = None) -> dict[str, Any]:
     """The fields of ``settings`` that differ from ``baseline`` (default: the model's
     defaults), as JSON values; nested models give dotted keys."""
@@ -166,6 +180,7 @@ __all__ = [
     "changed",
     "default",
     "defaults",
+    "file_names",
     "merge",
     "parse_assignments",
     "read_mapping",

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from twinsep.casefolder import Case
 from twinsep.progress import Progress
-from twinsep.settings import Settings, changed
+from twinsep.settings import Settings, changed, file_names
 
 S = TypeVar("S", bound=Settings)
 
@@ -127,24 +127,12 @@ class Stage(Generic[S]):
         """plan.json ``case.settings`` of this stage: its record, and every other setting
         that differs from its default (paths by their file name)."""
         if self.record is None:
-            return _names(settings.model_dump(mode="json"))
+            return file_names(settings.model_dump(mode="json"))
         out = self.record(settings)
         for key, value in changed(settings).items():
             if key.split(".")[0] not in self.described and key not in out:
-                out[key] = _names(value)
+                out[key] = file_names(value)
         return out
-
-
-def _names(value: Any) -> Any:
-    """``value`` with every path string reduced to its file name (no folders in plan.json:
-    they often carry a patient's name, and the same input must give the same plan)."""
-    if isinstance(value, dict):
-        return {k: _names(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_names(v) for v in value]
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return Path(value).name
-    return value
 
 
 __all__ = ["Stage", "StageResult", "Status"]
