@@ -130,17 +130,11 @@ def identify_case(
     classification = classify(tissues, result.owner, shared, landmarks=landmarks)
     figures: dict[str, str] = {}
     report("drawing the junction figure", 0.9)
-    if True:
-        fig_path = case.figures / "junction.png"
-        case.figures.mkdir(parents=True, exist_ok=True)
-        junction_figure(
-            ct,
-            tissues,
-            result.owner,
-            fig_path,
-            shared_vessel_mask=getattr(shared, "shared_vessel_mask", None),
-        )
-        figures["junction"] = fig_path.relative_to(case.root).as_posix()
+    fig_path = case.figures / "junction.png"
+    case.figures.mkdir(parents=True, exist_ok=True)
+    junction_figure(ct, tissues, result.owner, fig_path,
+                    shared_vessel_mask=getattr(shared, "shared_vessel_mask", None))
+    figures["junction"] = fig_path.relative_to(case.root).as_posix()
     from twinsep.casefolder import load_plan
 
     old_figures = dict(load_plan(case).get("figures") or {})
