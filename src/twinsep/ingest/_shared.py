@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from twinsep.errors import InputError
 from twinsep.image import Volume
 
@@ -71,3 +73,24 @@ def quiet_stderr() -> Iterator[list[str]]:
             os.close(saved)
             tmp.seek(0)
             captured.append(tmp.read().decode("utf-8", "replace"))
+
+
+GIB = float(1 << 30)
+
+
+def check_allocation(shape: tuple[int, ...], itemsize: int, where: Path | str,
+                     limit_gb: float) -> None:
+    """Refuse a scan whose declared voxel data exceeds ``limit_gb`` GiB, before allocating.
+
+    >>> try:
+    ...     check_allocation((1000, 1000, 1000), 2, "big.nrrd", 1.0)
+    ... except InputError as exc:
+    ...     print(str(exc)[:61])
+    big.nrrd: its header declares 1000x1000x1000 voxels (1.86 GiB
+    """
+    n_bytes = float(np.prod([max(int(n), 0) for n in shape], dtype=np.float64)) * itemsize
+    if n_bytes > limit_gb * GIB:
+        dims = "x".join(str(int(n)) for n in shape)
+        raise InputError(f"{where}: its header declares {dims} voxels "
+                         f"({n_bytes / GIB:.3g} GiB), over the memory limit of "
+                         f"{limit_gb:g} GiB (set ingest.memory_limit_gb to read it)")

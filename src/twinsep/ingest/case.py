@@ -30,6 +30,10 @@ class IngestSettings(Settings):
                            description="Keep patient identifiers in case.json.")
     overwrite: bool = Field(default("ingest.overwrite"),
                             description="Replace a case folder made by twinsep.")
+    memory_limit_gb: float = Field(default("ingest.memory_limit_gb"), gt=0,
+                                   description="Largest scan read into memory, GiB.")
+    thick_slice_mm: float = Field(default("ingest.thick_slice_mm"), gt=0,
+                                  description="Slices thicker than this get a warning, mm.")
 
 
 def is_case_folder(root: Path) -> bool:
@@ -41,7 +45,9 @@ def _run(case: Case, settings: IngestSettings, progress: Progress) -> StageResul
     if settings.scan is None:
         raise InputError("ingest needs the scan: twinsep ingest SCAN --out CASE")
     res = ingest(settings.scan, case.root, series_uid=settings.series_uid,
-                 keep_phi=settings.keep_phi, overwrite=settings.overwrite, progress=progress)
+                 keep_phi=settings.keep_phi, overwrite=settings.overwrite,
+                 memory_limit_gb=settings.memory_limit_gb,
+                 thick_slice_mm=settings.thick_slice_mm, progress=progress)
     g = res.info["geometry"]
     logger.info("scan %s voxels, %s mm", g["size_ijk"], g["spacing_mm"])
     return StageResult(files=("scan.nii.gz", "case.json"), notes=tuple(res.notes),

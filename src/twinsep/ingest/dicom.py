@@ -260,7 +260,9 @@ def _float_or_none(value) -> float | None:
 
 
 def read_dicom_folder(folder: Path, series_uid: str | None,
-                       progress: Progress | None) -> Loaded:
+                      progress: Progress | None, *, limit_gb: float) -> Loaded:
+    """Read one series of a DICOM folder (searched recursively); ``limit_gb`` bounds the
+    voxel data read into memory."""
     from twinsep.exchange.dicom import scan_files
 
     files = _dicom_files(folder)
@@ -279,7 +281,9 @@ def read_dicom_folder(folder: Path, series_uid: str | None,
 
 
 def read_dicom_file(path: Path, ds, series_uid: str | None,
-                     progress: Progress | None) -> Loaded:
+                    progress: Progress | None, *, limit_gb: float) -> Loaded:
+    """Read one DICOM file: a multi-frame file whole, a single-frame file with its
+    series from the same folder; ``limit_gb`` bounds the voxel data read into memory."""
     from twinsep.exchange.dicom import Series, header_of, read_header, scan_files
 
     header = header_of(path, ds)

@@ -62,7 +62,8 @@ def _check_nifti_complete(path: Path) -> None:
                          "header announces)")
 
 
-def read_itk(path: Path, fmt: str) -> Loaded:
+def read_itk(path: Path, fmt: str, *, limit_gb: float) -> Loaded:
+    """Read a NIfTI, NRRD or MetaImage file whose voxel data fit in ``limit_gb`` GiB."""
     import SimpleITK as sitk
 
     if fmt == "nifti":

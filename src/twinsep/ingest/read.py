@@ -29,6 +29,7 @@ from twinsep.ingest._shared import Loaded, quiet_stderr, suffix
 from twinsep.ingest.dicom import read_dicom_file, read_dicom_folder
 from twinsep.ingest.itk import read_itk
 from twinsep.progress import Progress
+from twinsep.settings import default
 
 _ITK_FORMATS = {
     ".nii": "nifti",
@@ -69,28 +70,52 @@ class IngestResult:
     series: list[str] = field(default_factory=list)
 
 
-def _load(scan: Path, series_uid: str | None, progress: Progress | None) -> Loaded:
+def _load(scan: Path, series_uid: str | None, progress: Progress | None,
+          limit_gb: float) -> Loaded:
     from twinsep.exchange.dicom import read_header
 
     if not scan.exists():
         raise InputError(f"{scan}: no such file or folder")
     if scan.is_dir():
-        return read_dicom_folder(scan, series_uid, progress)
+        return read_dicom_folder(scan, series_uid, progress, limit_gb=limit_gb)
     fmt = _ITK_FORMATS.get(suffix(scan))
     if fmt is not None:
         if series_uid is not None:
             raise InputError(f"{scan}: --series applies to DICOM input only")
-        return read_itk(scan, fmt)
+        return read_itk(scan, fmt, limit_gb=limit_gb)
     if scan.stat().st_size == 0:
         raise InputError(f"{scan}: empty file")
     ds = read_header(scan, force=True)
     if ds is None:
         raise InputError(f"{scan}: not an image (neither DICOM nor NIfTI, NRRD or MHA); "
                          "or a truncated DICOM file")
-    return read_dicom_file(scan, ds, series_uid, progress)
+    return read_dicom_file(scan, ds, series_uid, progress, limit_gb=limit_gb)
 
 
 # --------------------------------------------------------------------------------------
+def check_finite(array: np.ndarray, where: Path) -> None:
+    """Refuse voxels that are NaN or infinite (never read them as 0 HU)."""
+    if array.dtype.kind != "f":
+        return
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        n_nan = int(np.count_nonzero(np.isnan(array)))
+        raise InputError(f"{where}: {bad} of {array.size} voxels are not numbers ({n_nan} NaN, "
+                         f"{bad - n_nan} infinite); twinsep will not guess their values, "
+                         "fix or mask them in the source")
+
+
+def thick_slice_notes(volume: Volume, source: dict, limit_mm: float) -> list[str]:
+    """A warning when the slices are thicker than ``limit_mm`` (the largest voxel step,
+    or the DICOM SliceThickness when it is larger), else nothing."""
+    thickness = max(max(volume.spacing), float(source.get("slice_thickness_mm") or 0.0))
+    if thickness <= limit_mm:
+        return []
+    return [f"warning: slices {thickness:.3g} mm thick (over {limit_mm:g} mm): thin "
+            "structures (vessels, the bone between the brains) are blurred and the plan's "
+            "surfaces and volumes are less exact; prefer a series of thinner slices"]
+
+
 def _stored_geometry(path: Path) -> dict:
     import SimpleITK as sitk
 
@@ -122,6 +147,8 @@ def ingest(
     series_uid: str | None = None,
     keep_phi: bool = False,
     overwrite: bool = False,
+    memory_limit_gb: float = default("ingest.memory_limit_gb"),
+    thick_slice_mm: float = default("ingest.thick_slice_mm"),
     progress: Progress | None = None,
 ) -> IngestResult:
     """Read a scan and write a new case folder.
@@ -140,6 +167,12 @@ def ingest(
         ``case.json["phi"]``. Off by default: nothing identifying is written.
     overwrite : bool
         Replace a non-empty ``out``.
+    memory_limit_gb : float
+        Largest voxel data (as the header declares it) read into memory, GiB; checked
+        before allocating.
+    thick_slice_mm : float
+        Slices thicker than this (the slice step, or DICOM SliceThickness) get a warning
+        in the notes, mm.
     progress : callable or None
         ``progress(message, fraction)``, called during long steps.
 
@@ -156,8 +189,10 @@ def ingest(
     scan = Path(scan)
     out = Path(out)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
-        loaded = _load(scan, series_uid, progress)
+        loaded = _load(scan, series_uid, progress, memory_limit_gb)
         volume = loaded.volume
+        check_finite(volume.array, scan)
+        loaded.notes.extend(thick_slice_notes(volume, loaded.source, thick_slice_mm))
         tmp_case = Case(tmp)
         if progress is not None:
             progress("writing scan.nii.gz", 0.0)
