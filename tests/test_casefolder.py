@@ -42,9 +42,15 @@ def test_atomic_output_dir_renames_on_success_and_refuses_non_empty(tmp_path):
     with atomic_output_dir(out) as tmp:
         (tmp / "a.txt").write_text("x")
     assert (out / "a.txt").read_text() == "x"
-    with pytest.raises(InputError, match="not empty"), atomic_output_dir(out):
+    with pytest.raises(InputError, match="already a twinsep case"), atomic_output_dir(out):
         pass
     assert (out / "a.txt").exists()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "b.txt").write_text("y")
+    with pytest.raises(InputError, match="not made by twinsep"), atomic_output_dir(
+            tmp_path / "theirs", overwrite=True):
+        pass
+    assert [p.name for p in (tmp_path / "theirs").iterdir()] == ["b.txt"]
 
 
 def test_update_plan_validates_and_keeps_sections(tmp_path):

@@ -89,7 +89,7 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, phantom3: Path) -> N
     (out / "thesis.txt").write_text("precious")
     with pytest.raises(StageError) as info:
         run_plan(plan_settings(phantom3 / "ct.nii.gz"), out, until="ingest")
-    assert info.value.exit_code == 2 and "not a twinsep case folder" in str(info.value)
+    assert info.value.exit_code == 2 and "not made by twinsep" in str(info.value)
     assert (out / "thesis.txt").read_text() == "precious"
     # and nothing of twinsep's is left in it (no timings.json, no .twinsep/)
     assert [p.name for p in out.iterdir()] == ["thesis.txt"]
@@ -182,3 +182,75 @@ def test_cli_failing_stage_exit_code(tmp_path: Path, phantom3: Path, capsys) -> 
     assert (tmp_path / "c" / "scan.nii.gz").exists()
     state = json.loads((tmp_path / "c" / ".twinsep" / "stages.json").read_text())
     assert "ingest" in state["stages"]
+
+
+# --- one writer per case, and errors of the machine ----------------------------------------
+_HOLD = """
+import sys, time
+from twinsep.casefolder import case_lock
+with case_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_case_in_use_is_refused_in_one_line(tmp_path: Path, phantom3: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from twinsep.cli import main
+
+    case = tmp_path / "case"
+    assert main(["ingest", str(phantom3 / "ct.nii.gz"), "--out", str(case)]) == 0
+    before = sorted(p.name for p in case.rglob("*"))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(case)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        for argv in (["plan", str(phantom3 / "ct.nii.gz"), "--out", str(case)],
+                     ["segment", str(case)]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert "another twinsep command is working on this case" in err, err
+            assert "Traceback" not in err and "intact" not in err
+        assert sorted(p.name for p in case.rglob("*")) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["segment", str(case)]) == 0  # free again once the other has stopped
+
+
+def test_lock_is_reentrant_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    from twinsep.casefolder import case_lock
+
+    new = tmp_path / "a" / "case"
+    with case_lock(new), case_lock(new):  # the plan holds it, its stages take it again
+        assert new.is_dir()
+    assert not (tmp_path / "a").exists()  # made for the lock, still empty: removed
+
+
+_FULL_DISK = """
+import resource, sys
+from twinsep.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # writes beyond fail: EFBIG
+sys.exit(main(["plan", sys.argv[1], "--out", sys.argv[2]]))
+"""
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path: Path, phantom3: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "case"
+    res = subprocess.run([sys.executable, "-c", _FULL_DISK, str(phantom3 / "ct.nii.gz"),
+                          str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    said = res.stdout + res.stderr
+    errors = [ln for ln in said.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, said
+    assert "cannot write scan.nii.gz" in errors[0] and "choose another --out" in errors[0]
+    assert "Traceback" not in said and "details in None" not in said and "intact" not in said
+    # the scan did not fit: nothing of the case is left (ITK wrote a cut-off scan.nii.gz
+    # without saying so before twinsep checked every NIfTI it writes)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []

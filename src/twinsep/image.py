@@ -12,6 +12,8 @@ for ``scipy.ndimage`` and ``skimage`` functions that take ``sampling=``/``spacin
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +185,47 @@ class Volume:
         import SimpleITK as sitk
 
         sitk.WriteImage(self.to_sitk(), str(path), useCompression=True)
+        name = str(path).lower()
+        if name.endswith((".nii", ".nii.gz")):
+            # ITK reports no error when the disk fills up (or a file-size limit is hit)
+            # while it writes a gzip stream: check that the whole image is there
+            held, expected = nifti_data_bytes(path)
+            if held < expected:
+                raise OSError(errno.EIO, f"written incompletely ({held} of {expected} "
+                              "bytes): the disk is full or a file-size limit was reached",
+                              str(path))
+
+
+def nifti_data_bytes(path: str | Path) -> tuple[int, int]:
+    """``(bytes the file holds, bytes its header announces)`` of a NIfTI file, ``.nii`` or
+    ``.nii.gz`` (decompressed in blocks: bounded memory; a gzip stream that breaks off
+    counts up to the break).
+
+    Raises
+    ------
+    InputError
+        The header is not a readable NIfTI header.
+    """
+    import gzip
+    import zlib
+
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        header = nib.load(path).header
+        expected = int(header.get_data_offset()) + int(
+            np.prod(header.get_data_shape(), dtype=np.int64)
+        ) * header.get_data_dtype().itemsize
+    except Exception as exc:  # nibabel raises many types for a broken header
+        raise InputError(f"{path}: not a readable NIfTI file ({type(exc).__name__})") from None
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size, expected
+    held = 0
+    with contextlib.suppress(EOFError, OSError, zlib.error), gzip.open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            held += len(block)
+    return held, expected
 
 
 def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice, ...] | None:

@@ -14,7 +14,7 @@ import platform
 from collections.abc import Iterator
 from pathlib import Path
 
-from twinsep.casefolder import Case
+from twinsep.casefolder import Case, is_case_folder
 
 LOG_FILE = Path(".twinsep") / "twinsep.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -40,13 +40,13 @@ def case_log(case: Case) -> Iterator[logging.Logger]:
     """Append the ``twinsep`` log records to ``CASE/.twinsep/twinsep.log`` meanwhile.
 
     Nested uses on the same case add one handler only. Nothing is written into a folder
-    that is not a case folder yet (no ``case.json``): twinsep never adds files to a folder
+    that is not a case folder yet (no twinsep marker): twinsep never adds files to a folder
     it did not make.
     """
     path = (case.root / LOG_FILE).absolute()
     mine = [h for h in logger.handlers
             if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path]
-    if mine or not case.case_json.is_file():
+    if mine or not is_case_folder(case.root):
         yield logger
         return
     path.parent.mkdir(parents=True, exist_ok=True)

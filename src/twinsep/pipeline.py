@@ -54,7 +54,9 @@ from twinsep.casefolder import (
     PLAN_SCHEMA_VERSION,
     TIMINGS_FILE,
     Case,
+    case_lock,
     dumps,
+    is_case_folder,
     load_plan,
     load_timings,
     read_json,
@@ -63,11 +65,11 @@ from twinsep.casefolder import (
     write_json,
 )
 from twinsep.compare import STAGE as COMPARE
-from twinsep.errors import InputError
+from twinsep.errors import InputError, environment_error
 from twinsep.identify import STAGE as IDENTIFY
 from twinsep.identify import IdentifySettings
 from twinsep.ingest import STAGE as INGEST
-from twinsep.ingest import IngestSettings, is_case_folder
+from twinsep.ingest import IngestSettings
 from twinsep.log import case_log, versions
 from twinsep.models import STAGE as MODELS
 from twinsep.models import ModelsSettings
@@ -467,7 +469,7 @@ def _set_case_section(case: Case, section: dict) -> None:
 
 
 def _log_error(case: Case, stage: Stage) -> Path | None:
-    if not case.case_json.is_file():  # never write into a folder twinsep did not make
+    if not is_case_folder(case.root):  # never write into a folder twinsep did not make
         return None
     path = case.root / ERROR_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -482,7 +484,11 @@ def run_stage(stage: Stage, case: Case, settings: Any,
 
     This is what each command calls; :func:`run_plan` calls it for every stage.
     """
-    report = progress or silent
+    with case_lock(case.root):
+        return _run_stage(stage, case, settings, progress or silent)
+
+
+def _run_stage(stage: Stage, case: Case, settings: Any, report: Progress) -> StageResult:
     text = json.dumps(file_names(settings.model_dump(mode="json")), sort_keys=True)
     t0 = time.perf_counter()
     try:
@@ -550,11 +556,12 @@ def run_plan(
     if case.root.exists() and not case.root.is_dir():
         raise StageError(INGEST.name, f"{case.root}: exists and is not a folder (choose "
                          "another --out)", exit_code=2)
-    run = _PlanRun(settings, case, progress or silent, on_stage)
-    for index, st in enumerate(STAGES):
-        run.step(index, st, redo=first_redo is not None and index >= first_redo)
-        if st is last:
-            break
+    with case_lock(case.root):
+        run = _PlanRun(settings, case, progress or silent, on_stage)
+        for index, st in enumerate(STAGES):
+            run.step(index, st, redo=first_redo is not None and index >= first_redo)
+            if st is last:
+                break
     with case_log(run.case) as log:
         log.info("plan: %.2f s, peak memory %.0f MB", time.perf_counter() - run.t_start,
                  _peak_rss_mb())
@@ -569,15 +576,16 @@ class _PlanRun:
         self.t_start = time.perf_counter()
         self.settings, self.case, self.say, self.on_stage = settings, case, say, on_stage
         self.inputs = _input_hashes(settings)
-        self.state = load_state(case) if case.case_json.is_file() else {}
-        self.previous_timings = load_timings(case) if case.case_json.is_file() else {}
+        mine = is_case_folder(case.root)
+        self.state = load_state(case) if mine else {}
+        self.previous_timings = load_timings(case) if mine else {}
         self.result = PlanResult(case=case)
         self.upstream: dict[str, dict] = {}
         self.stopped = False
 
     def finish(self, outcome: StageOutcome) -> None:
         self.result.outcomes.append(outcome)
-        if self.case.case_json.is_file():  # only into a case folder twinsep made
+        if is_case_folder(self.case.root):  # only into a case folder twinsep made
             _write_timings(self.case, self.result.outcomes, self.previous_timings,
                            time.perf_counter() - self.t_start)
         if self.on_stage is not None:
@@ -652,10 +660,7 @@ class _PlanRun:
         settings = self.settings.of(st)
         if st is not INGEST:
             return settings
-        root = self.case.root  # the plan re-ingests into its own case folder only
-        if root.is_dir() and any(root.iterdir()) and not is_case_folder(root):
-            raise InputError(f"{root}: folder is not empty and is not a twinsep case folder "
-                             "(choose another --out)")
+        # the plan re-ingests into its own case folder only (ingest refuses any other)
         return settings.model_copy(update={"overwrite": True})
 
 
@@ -663,6 +668,9 @@ def _stage_error(st: Stage, exc: Exception, where: Path | None) -> StageError:
     """The :class:`StageError` of a failed stage: bad input (exit 2) or a bug (exit 1)."""
     if isinstance(exc, InputError):
         return StageError(st.name, str(exc), hint=st.hint, exit_code=2)
+    env = environment_error(exc)
+    if env is not None:
+        return StageError(st.name, str(env), exit_code=2)
     details = f"details in {where}; " if where is not None else ""
     hint = f"this looks like a bug or unexpected data; {details}run `{st.command}` alone to retry"
     return StageError(st.name, f"{type(exc).__name__}: {exc}", hint=hint, exit_code=1)

@@ -326,18 +326,91 @@ def test_bad_inputs_one_line_exit_2_nothing_left(tmp_path, capfd):
         assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [], what
 
 
-def test_non_empty_out_needs_overwrite(tmp_path):
+def test_a_folder_twinsep_did_not_make_is_never_written(tmp_path):
     vol = _oblique()
     vol.write(tmp_path / "a.nii.gz")
     (tmp_path / "case").mkdir()
     (tmp_path / "case" / "keep.txt").write_text("x")
-    assert _run(tmp_path / "a.nii.gz", tmp_path / "case") == 2
-    assert (tmp_path / "case" / "keep.txt").exists()
-    assert _run(tmp_path / "a.nii.gz", tmp_path / "case", "--overwrite") == 0
-    # the scan, its description and the case's log (.twinsep/twinsep.log)
-    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == [".twinsep", "case.json",
-                                                                     "scan.nii.gz"]
-    assert [p.name for p in (tmp_path / "case" / ".twinsep").iterdir()] == ["twinsep.log"]
+    for args in ((), ("--overwrite",)):  # --overwrite does not make it twinsep's
+        assert _run(tmp_path / "a.nii.gz", tmp_path / "case", *args) == 2
+        assert [p.name for p in (tmp_path / "case").iterdir()] == ["keep.txt"]
+    # a case.json or a .twinsep/ of the user's does not make it a case either
+    (tmp_path / "case" / "case.json").write_text("{}")
+    (tmp_path / "case" / ".twinsep").mkdir()
+    assert _run(tmp_path / "a.nii.gz", tmp_path / "case", "--overwrite") == 2
+    assert sorted(p.name for p in (tmp_path / "case").iterdir()) == [
+        ".twinsep", "case.json", "keep.txt"]
+    assert (tmp_path / "case" / "case.json").read_text() == "{}"
+    assert not any((tmp_path / "case" / ".twinsep").iterdir())
+
+
+def test_reingest_replaces_only_twinseps_own_files(tmp_path):
+    vol = _oblique()
+    vol.write(tmp_path / "a.nii.gz")
+    case = tmp_path / "case"
+    assert _run(tmp_path / "a.nii.gz", case) == 0
+    # the scan, its description, the marker and the case's log
+    assert sorted(p.name for p in case.iterdir()) == [".twinsep", "case.json", "scan.nii.gz"]
+    assert sorted(p.name for p in (case / ".twinsep").iterdir()) == [
+        "case-format.json", "twinsep.log"]
+    marker = json.loads((case / ".twinsep" / "case-format.json").read_text())
+    assert marker["made_by"] == "twinsep" and marker["kind"] == "case"
+    assert _run(tmp_path / "a.nii.gz", case) == 2  # a case: replaced only with --overwrite
+    (case / "my-notes.txt").write_text("mine")
+    (case / "figures").mkdir()
+    (case / "figures" / "old.png").write_bytes(b"png")
+    assert _run(tmp_path / "a.nii.gz", case, "--overwrite") == 0
+    assert (case / "my-notes.txt").read_text() == "mine"
+    assert not (case / "figures").exists()  # twinsep's own entry: replaced
+    assert sorted(p.name for p in (case / ".twinsep").iterdir()) == [
+        "case-format.json", "twinsep.log"]
+
+
+@pytest.mark.parametrize("where", ["out holds the scan", "out is the DICOM folder",
+                                   "out inside the DICOM folder"])
+def test_input_inside_out_is_refused(tmp_path, where):
+    dcm = tmp_path / "study" / "dcm"
+    write_ct_series(_oblique(), dcm)
+    before = _tree_hash(tmp_path / "study")
+    scan, out = {"out holds the scan": (dcm, tmp_path / "study"),
+                 "out is the DICOM folder": (dcm, dcm),
+                 "out inside the DICOM folder": (dcm, dcm / "case")}[where]
+    for args in ((), ("--overwrite",)):
+        assert main(["ingest", str(scan), "--out", str(out), *args]) == 2
+        assert _tree_hash(tmp_path / "study") == before
+        assert not (dcm / "case").exists()
+
+
+def test_symlinked_out_is_written_through(tmp_path):
+    vol = _oblique()
+    vol.write(tmp_path / "a.nii.gz")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert _run(tmp_path / "a.nii.gz", tmp_path / "link") == 0
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == [
+        ".twinsep", "case.json", "scan.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "link", "real"]
+    assert _run(tmp_path / "a.nii.gz", tmp_path / "link", "--overwrite") == 0
+    assert (tmp_path / "link").is_symlink()
+
+
+def test_read_only_out_and_parent_are_refused(tmp_path, capsys):
+    vol = _oblique()
+    vol.write(tmp_path / "a.nii.gz")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert _run(tmp_path / "a.nii.gz", ro) == 2
+        assert "read-only" in capsys.readouterr().err
+        assert ro.is_dir() and not any(ro.iterdir()) and ro.stat().st_mode & 0o777 == 0o555
+        assert _run(tmp_path / "a.nii.gz", ro / "case") == 2
+        assert "not a writable folder" in capsys.readouterr().err
+        assert not any(ro.iterdir())
+    finally:
+        ro.chmod(0o755)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz", "ro"]
 
 
 # --- PHI ------------------------------------------------------------------------------

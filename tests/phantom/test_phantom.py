@@ -220,7 +220,7 @@ def test_write_and_truth_json(phantom_total_case, tmp_path, phantom_total):
     from twinsep.phantom import write_phantom
 
     names = sorted(p.name for p in phantom_total_case.iterdir())
-    assert names == ["ct.nii.gz", "owner.nii.gz", "tissues.nii.gz", "truth.json"]
+    assert names == [".twinsep", "ct.nii.gz", "owner.nii.gz", "tissues.nii.gz", "truth.json"]
     ct = Volume.read(phantom_total_case / "ct.nii.gz")
     assert ct.array.dtype == np.int16 and ct.same_grid(phantom_total.ct)
     assert np.array_equal(ct.array, phantom_total.ct.array)

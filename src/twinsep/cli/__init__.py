@@ -38,14 +38,17 @@ for _name in _COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code (2 for bad input or usage)."""
-    from twinsep.errors import InputError
+    from twinsep.errors import InputError, environment_error
 
     try:
         app(args=argv, prog_name="twinsep")  # standalone: always ends in SystemExit
-    except InputError as exc:
+    except (InputError, OSError) as exc:
         from rich.text import Text
 
-        error_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        line = exc if isinstance(exc, InputError) else environment_error(exc)
+        if line is None:
+            raise
+        error_console.print(Text.assemble(("error: ", "bold red"), str(line)), soft_wrap=True)
         return 2
     except SystemExit as exc:
         code = exc.code

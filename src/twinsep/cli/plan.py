@@ -27,6 +27,7 @@ def run_plan_cli(
     """
     from rich.text import Text
 
+    from twinsep.casefolder import is_case_folder
     from twinsep.cli._app import error_console, progress_bar
     from twinsep.pipeline import BY_NAME, StageError, StageOutcome, run_plan
 
@@ -45,7 +46,7 @@ def run_plan_cli(
                               progress=report, on_stage=done)
     except StageError as exc:
         error_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
-        if Path(out, "case.json").exists():
+        if is_case_folder(Path(out)) and Path(out, "scan.nii.gz").exists():
             console.print(f"the results of the earlier stages are intact in {out}; fix the "
                           "input and run the same command again (finished stages are "
                           "skipped)", soft_wrap=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from twinsep.casefolder import Case
+from twinsep.casefolder import Case, is_case_folder
 from twinsep.errors import InputError
 from twinsep.ingest.read import ingest
 from twinsep.progress import Progress
@@ -34,11 +34,6 @@ class IngestSettings(Settings):
                                    description="Largest scan read into memory, GiB.")
     thick_slice_mm: float = Field(default("ingest.thick_slice_mm"), gt=0,
                                   description="Slices thicker than this get a warning, mm.")
-
-
-def is_case_folder(root: Path) -> bool:
-    """Whether ``root`` looks like a case folder twinsep made."""
-    return (root / "case.json").exists() or (root / ".twinsep").exists()
 
 
 def _run(case: Case, settings: IngestSettings, progress: Progress) -> StageResult:

@@ -166,7 +166,8 @@ def ingest(
         Keep patient identifiers (name, ID, birth date, ..., source paths) in
         ``case.json["phi"]``. Off by default: nothing identifying is written.
     overwrite : bool
-        Replace a non-empty ``out``.
+        Replace a case folder twinsep made (its own files only; a folder twinsep did not
+        make is never written into).
     memory_limit_gb : float
         Largest voxel data (as the header declares it) read into memory, GiB; checked
         before allocating.
@@ -183,12 +184,14 @@ def ingest(
     Raises
     ------
     InputError
-        Unreadable, truncated, 2-D or inconsistent input, unknown series UID, or a
-        non-empty ``out``. Nothing is left in ``out``.
+        Unreadable, truncated, 2-D or inconsistent input, unknown series UID, an ``out``
+        that is not empty and not a twinsep case (or one without ``overwrite``), a
+        read-only ``out``, or one inside the input or holding it. Nothing is left in
+        ``out``.
     """
     scan = Path(scan)
     out = Path(out)
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite=overwrite, inputs=(scan,)) as tmp:
         loaded = _load(scan, series_uid, progress, memory_limit_gb)
         volume = loaded.volume
         check_finite(volume.array, scan)

@@ -211,13 +211,19 @@ def make_phantom(spec: PhantomSpec,
     return Phantom(ct_vol, tis_vol, own_vol, truth, spec)
 
 
+#: What :func:`write_phantom` writes (an overwrite replaces these only).
+PHANTOM_ENTRIES = ("ct.nii.gz", "tissues.nii.gz", "owner.nii.gz", "truth.json", "dicom",
+                   ".twinsep")
+
+
 def write_phantom(phantom: Phantom, out: Path, *, dicom: bool = False,
                   overwrite: bool = False) -> None:
     """Write ``ct.nii.gz``, ``tissues.nii.gz``, ``owner.nii.gz``, ``truth.json`` (and
     ``dicom/`` with ``dicom``) into the folder ``out``, atomically."""
     from twinsep.casefolder import atomic_output_dir, write_json
 
-    with atomic_output_dir(Path(out), overwrite=overwrite) as tmp:
+    with atomic_output_dir(Path(out), overwrite=overwrite, kind="phantom",
+                            entries=PHANTOM_ENTRIES) as tmp:
         phantom.ct.write(tmp / "ct.nii.gz")
         phantom.tissues.write(tmp / "tissues.nii.gz")
         phantom.owner.write(tmp / "owner.nii.gz")
