@@ -113,6 +113,18 @@ def _floats(value: str, key: str, path: Path) -> list[float]:
                          "numbers") from None
 
 
+def _check_ndims(value: str, key: str, path: Path) -> None:
+    """Refuse a dimension count other than 1-4 before ITK sees it (MetaIO crashes on a
+    negative or large NDims)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"{path}: its header's {key} ({value.strip()[:40]!r}) is not a "
+                         "whole number") from None
+    if not 1 <= n <= 4:
+        raise InputError(f"{path}: a {n}-D image ({key} {n}); a 3-D scan is needed")
+
+
 def _check_spacing(values: list[float], key: str, path: Path) -> None:
     if any(not math.isfinite(v) or v <= 0 for v in values):
         raise InputError(f"{path}: its header declares a voxel spacing of "
@@ -172,6 +184,8 @@ def _nrrd_layout(path: Path) -> _Layout:
         if key == "datafile" and value.split()[:1] and value.split()[0].upper() == "LIST":
             rest = [ln for ln, _ in lines[n + 1:]]
             break
+    if "dimension" in fields:
+        _check_ndims(fields["dimension"], "dimension", path)
     if "sizes" in fields:
         _ints(fields["sizes"], "sizes", path)
     if "spacings" in fields:
@@ -229,6 +243,8 @@ def _meta_layout(path: Path) -> _Layout:
             spec, end = value.strip(), after
             rest = [ln for ln, _ in lines[n + 1:]]
             break
+    if "ndims" in fields:
+        _check_ndims(fields["ndims"], "NDims", path)
     if "dimsize" in fields:
         _ints(fields["dimsize"], "DimSize", path)
     for key in ("elementspacing", "elementsize"):
