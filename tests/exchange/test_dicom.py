@@ -151,3 +151,45 @@ def test_resample_tilted_stack_is_exact_for_a_linear_field():
     inside = out[tuple(kji.T)]
     assert len(kji) >= n * (rows - 1) * cols
     np.testing.assert_allclose(inside, expected, atol=1e-9)
+
+
+def test_resample_tilted_uneven_samples_each_slice_at_its_own_position():
+    """Midway between two slices shifted 2 rows apart, each is sampled at its own
+    position (whole rows here) and the two averaged: a random pattern, not a linear
+    field, so sampling both at an interpolated shift (1 row) would be wrong."""
+    iop = np.array([1.0, 0, 0, 0, 1, 0])
+    ps = np.array([1.0, 1.0])
+    rng = np.random.default_rng(4)
+    stack = rng.integers(-1000, 2000, size=(3, 10, 4)).astype(float)
+    pos = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 3.0, 6.0]])  # steps 2, 4 mm
+    g = stack_geometry(pos, iop, ps)
+    assert g.tilted and g.uneven
+    out, origin, size = resample_stack(stack, g, fill=-5000)
+    np.testing.assert_allclose(g.spacing, [1.0, 1.0, 3.0])
+    assert tuple(size) == (4, 13, 3) and np.allclose(origin, pos[0])
+    # grid slice 1 lies 3 mm along: a quarter of the way from slice 1 (2 mm) to slice 2
+    j = np.arange(3, 11)  # grid rows inside both: row j is row j-1 of slice 1, j-3 of 2
+    expected = 0.75 * stack[1, j - 1] + 0.25 * stack[2, j - 3]
+    np.testing.assert_allclose(out[1, j], expected, atol=1e-9)
+    np.testing.assert_allclose(out[2, 3:13], stack[2], atol=1e-9)  # on slice 2: exact
+
+
+def test_scan_files_notes_malformed_and_copies(tmp_path):
+    files = write_ct_series(_oblique(), tmp_path / "a")
+    (tmp_path / "a" / "copy.dcm").write_bytes(files[1].read_bytes())
+    ds = pydicom.dcmread(files[2])
+    ds.NumberOfFrames = 12
+    ds.SOPInstanceUID = "1.2.3.9"
+    ds.save_as(tmp_path / "a" / "bad.dcm")
+    raw = (tmp_path / "a" / "bad.dcm").read_bytes()
+    at = raw.find(b"\x28\x00\x08\x00IS\x02\x0012")  # (0028,0008) IS "12"
+    assert at > 0
+    (tmp_path / "a" / "bad.dcm").write_bytes(raw[:at + 8] + b"1A" + raw[at + 10:])
+    notes: list[str] = []
+    paths = sorted(p for p in tmp_path.rglob("*.dcm"))
+    series, skipped = scan_files(paths, notes=notes, root=tmp_path)
+    assert skipped == 2 and next(iter(series.values())).n_images == 6
+    assert sorted(notes) == [
+        "dropped a/copy.dcm: a copy of a/IM00002.dcm (same SOPInstanceUID and bytes)",
+        "skipped a/bad.dcm: NumberOfFrames '1A' is not a number",
+    ]

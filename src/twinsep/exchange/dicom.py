@@ -394,18 +394,48 @@ def functional_attr(ds, seq: str, attr: str, frame: int | None = None):
     return None
 
 
+def _count(ds, name: str, default: int) -> int:
+    """A count tag (NumberOfFrames, Rows, Columns) as an int; ValueError naming the tag
+    when it is not a non-negative whole number (e.g. NumberOfFrames "1A")."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of invalid IS values when read
+        value = ds.get(name, default)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} {str(value)[:16]!r} is not a number") from None
+    if number < 0:
+        raise ValueError(f"{name} {number} is negative")
+    return number
+
+
 def header_of(path: Path, ds) -> Header | None:
-    """Geometry tags of an image file, or None when it holds no image pixels."""
+    """Geometry tags of an image file, or None when it holds no image pixels.
+
+    Raises
+    ------
+    ValueError
+        A malformed count (NumberOfFrames, Rows or Columns that is not a whole number).
+    """
     if "Rows" not in ds or "Columns" not in ds:
         return None
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = max(_count(ds, "NumberOfFrames", 1), 1)
+    rows, columns = _count(ds, "Rows", 0), _count(ds, "Columns", 0)
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     if frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
+        # only as many frames as the per-frame groups describe: a header claiming a huge
+        # NumberOfFrames must not cost a loop over them (it fails on size later)
+        pf = ds.get("PerFrameFunctionalGroupsSequence") or []
         positions = []
-        for f in range(frames):
+        for f in range(min(frames, max(len(pf), 1))):
             p = functional_attr(ds, "PlanePositionSequence", "ImagePositionPatient", f)
             positions.append(_floats(p, 3) if p is not None else None)
-        pos = None if any(p is None for p in positions) else np.array(positions)
+        pos = (None if len(positions) != frames or any(p is None for p in positions)
+               else np.array(positions))
         iop = functional_attr(ds, "PlaneOrientationSequence", "ImageOrientationPatient", 0)
         if iop is None:
             iop = ds.get("ImageOrientationPatient")
@@ -422,8 +452,8 @@ def header_of(path: Path, ds) -> Header | None:
         path=Path(path),
         dataset=ds,
         series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
+        rows=rows,
+        columns=columns,
         frames=frames,
         positions=pos,
         orientation=None if iop is None else _floats(iop, 6),
@@ -472,28 +502,86 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _name(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when inside it (folder names often hold a patient's
+    name; the user gave ``root``), else its file name."""
+    if root is not None:
+        try:
+            return str(Path(path).relative_to(root))
+        except ValueError:
+            pass
+    return Path(path).name
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes (compared in 1 MiB blocks)."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
 def scan_files(
-    paths: Sequence[Path], *, force: bool = False, progress: Progress | None = None
+    paths: Sequence[Path],
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    notes: list[str] | None = None,
+    root: Path | None = None,
 ) -> tuple[dict[str, Series], int]:
     """Read the headers of ``paths`` and group the image files by SeriesInstanceUID.
+
+    A file whose header is malformed (e.g. NumberOfFrames "1A") is skipped, and a file
+    that is a byte-for-byte copy of one already seen in its series (same
+    SOPInstanceUID) is dropped; each gets
+    one line in ``notes`` (file named relative to ``root``; no tag values that identify).
 
     Returns
     -------
     series : dict
         SeriesInstanceUID -> :class:`Series`, in the order first seen.
     skipped : int
-        Files that are not DICOM images (other files, DICOMDIR, reports...).
+        Files that are not DICOM images (other files, DICOMDIR, reports, malformed
+        headers, duplicates).
     """
+    import warnings
+
     series: dict[str, Series] = {}
+    seen: dict[str, dict[str, Path]] = {}
     skipped = 0
     for n, path in enumerate(paths):
         if progress is not None:
             progress("reading DICOM headers", n / max(len(paths), 1))
-        ds = read_header(path, force=force)
-        h = None if ds is None else header_of(path, ds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings of odd values
+            ds = read_header(path, force=force)
+            try:
+                h = None if ds is None else header_of(path, ds)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                if notes is not None:
+                    reason = str(exc) if isinstance(exc, ValueError) else "malformed header"
+                    notes.append(f"skipped {_name(path, root)}: {reason}")
+                skipped += 1
+                continue
         if h is None:
             skipped += 1
             continue
+        sop = str(ds.get("SOPInstanceUID", "") or "")
+        uids = seen.setdefault(h.series_uid, {})
+        if sop and sop in uids and _same_bytes(uids[sop], Path(path)):
+            if notes is not None:
+                notes.append(f"dropped {_name(path, root)}: a copy of "
+                             f"{_name(uids[sop], root)} (same SOPInstanceUID and bytes)")
+            skipped += 1
+            continue
+        # a file sharing a SOPInstanceUID but not its bytes is kept: the series then
+        # fails on its geometry (two slices at one position) rather than guess
+        uids.setdefault(sop, Path(path))
         series.setdefault(h.series_uid, Series(h.series_uid, [])).headers.append(h)
     if progress is not None:
         progress("reading DICOM headers", 1.0)
@@ -624,14 +712,45 @@ def stack_geometry(
     )
 
 
+def resample_grid(geom: StackGeometry, rows: int, columns: int
+                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The regular grid :func:`resample_stack` fills, known before any pixel is read.
+
+    Returns
+    -------
+    origin : (3,) ndarray
+        World position (mm) of the first voxel.
+    size_ijk : (3,) int ndarray
+        Columns, rows and slices of the grid (in-plane extended to cover every tilted
+        slice; slices ``spacing[2]`` mm apart along the normal).
+    low : (2,) int tuple
+        Column and row index, on the first slice's pixel grid, of the grid's first voxel.
+    """
+    d = geom.direction
+    sx, sy, sz = (float(v) for v in geom.spacing)
+    along = (geom.positions - geom.positions[0]) @ d[:, 2]
+    nk = round(along[-1] / sz) + 1
+    off = geom.in_plane_offsets_mm
+    lo_i = int(np.floor(off[:, 0].min() / sx + 1e-6))
+    hi_i = int(np.ceil(off[:, 0].max() / sx - 1e-6))
+    lo_j = int(np.floor(off[:, 1].min() / sy + 1e-6))
+    hi_j = int(np.ceil(off[:, 1].max() / sy - 1e-6))
+    origin = geom.positions[0] + lo_i * sx * d[:, 0] + lo_j * sy * d[:, 1]
+    size = np.array([columns + hi_i - lo_i, rows + hi_j - lo_j, nk])
+    return origin, size, (lo_i, lo_j)
+
+
 def resample_stack(
     array: np.ndarray, geom: StackGeometry, *, fill: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample an irregular stack (sorted, ``array[n, row, col]``) onto a regular grid.
 
-    Trilinear: each target voxel is placed between the two slices that bracket it along
-    the normal, and each slice is sampled bilinearly at the voxel's in-plane position
-    relative to that slice's own ImagePositionPatient (which handles gantry tilt).
+    The grid's slices are parallel to the source slices, ``geom.spacing[2]`` mm apart
+    along their normal. Each grid slice lies between the two source slices that bracket
+    it along the normal (distances from each slice's own ImagePositionPatient, so uneven
+    steps are followed); each of the two is sampled bilinearly at the grid voxels'
+    in-plane position relative to its own ImagePositionPatient (which handles gantry
+    tilt), and the two are blended linearly by distance along the normal.
 
     Returns
     -------
@@ -646,29 +765,34 @@ def resample_stack(
     d = geom.direction
     sx, sy, sz = (float(v) for v in geom.spacing)
     along = (geom.positions - geom.positions[0]) @ d[:, 2]
-    nk = round(along[-1] / sz) + 1
+    origin, size, (lo_i, lo_j) = resample_grid(geom, array.shape[1], array.shape[2])
+    ni, nj, nk = (int(n) for n in size)
     off = geom.in_plane_offsets_mm
-    # extend the in-plane grid so that every tilted slice is covered
-    lo_i = int(np.floor(off[:, 0].min() / sx + 1e-6))
-    hi_i = int(np.ceil(off[:, 0].max() / sx - 1e-6))
-    lo_j = int(np.floor(off[:, 1].min() / sy + 1e-6))
-    hi_j = int(np.ceil(off[:, 1].max() / sy - 1e-6))
-    ni = array.shape[2] + hi_i - lo_i
-    nj = array.shape[1] + hi_j - lo_j
-    origin = geom.positions[0] + lo_i * sx * d[:, 0] + lo_j * sy * d[:, 1]
-    kk = np.arange(nk) * sz
-    # fractional slice index of each target slice, and the in-plane shift there
-    s_frac = np.interp(kk, along, np.arange(len(along)))
-    off_i = np.interp(s_frac, np.arange(len(along)), off[:, 0])
-    off_j = np.interp(s_frac, np.arange(len(along)), off[:, 1])
-    out = np.empty((nk, nj, ni), dtype=np.float64)
     jj, ii = np.meshgrid(np.arange(nj, dtype=float), np.arange(ni, dtype=float),
                          indexing="ij")
+    eps = 1e-6 * max(1.0, sz)
+
+    def sample(s: int) -> np.ndarray:
+        # row and column index in source slice s of every grid voxel; rounded so that
+        # points on the edge (float noise) count as inside
+        v = np.round(jj + lo_j - off[s, 1] / sy, 6)
+        u = np.round(ii + lo_i - off[s, 0] / sx, 6)
+        return ndimage.map_coordinates(array[s], np.stack([v, u]), order=1,
+                                       mode="constant", cval=fill)
+
+    out = np.empty((nk, nj, ni), dtype=np.float64)
+    n = len(along)
     for k in range(nk):
-        u = ii + lo_i - off_i[k] / sx  # column index in the (interpolated) source slice
-        v = jj + lo_j - off_j[k] / sy
-        # round off float noise so that points on the edge count as inside
-        coords = np.round(np.stack([np.full_like(u, s_frac[k]), v, u]), 6)
-        out[k] = ndimage.map_coordinates(array, coords, order=1, mode="constant", cval=fill)
-    size = np.array([ni, nj, nk])
+        t = k * sz  # distance of grid slice k from the first source slice, mm
+        if t > along[-1] + eps:
+            out[k] = fill
+            continue
+        a = int(np.clip(np.searchsorted(along, t, side="right") - 1, 0, n - 2))
+        w = float(np.clip((t - along[a]) / (along[a + 1] - along[a]), 0.0, 1.0))
+        if w <= 1e-9:
+            out[k] = sample(a)
+        elif w >= 1 - 1e-9:
+            out[k] = sample(a + 1)
+        else:
+            out[k] = (1 - w) * sample(a) + w * sample(a + 1)
     return out, origin, size

@@ -4,6 +4,7 @@ unevenly spaced."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from twinsep.errors import InputError
 from twinsep.image import Volume
-from twinsep.ingest._shared import Loaded, itk_error, quiet_stderr
+from twinsep.ingest._shared import Loaded, check_allocation, itk_error, quiet_stderr
 from twinsep.progress import Progress
 
 #: Patient/study identifiers copied to ``case.json["phi"]`` only with ``keep_phi``.
@@ -75,18 +76,106 @@ def _dicom_files(folder: Path) -> list[Path]:
     )
 
 
+def _stack_problem(series) -> tuple[Path | None, str] | None:
+    """Why ``series`` cannot be stacked into one 3-D volume, or None when it can.
+
+    Returns the file at fault (None: the series as a whole) and one line without PHI.
+    """
+    from twinsep.exchange.dicom import stack_geometry
+
+    headers = series.headers
+    uid = series.uid
+    if any(h.frames > 1 for h in headers) and len(headers) > 1:
+        return None, (f"series {uid} has {len(headers)} files, some multi-frame; pass one "
+                      "multi-frame file")
+    if series.n_images < 2:
+        h = headers[0]
+        return h.path, (f"a 2-D image (one slice, {h.columns}x{h.rows}); a 3-D scan is "
+                        "needed")
+    first = headers[0]
+    for h in headers:
+        missing = [name for name, v in (("ImagePositionPatient", h.positions),
+                                        ("ImageOrientationPatient", h.orientation),
+                                        ("PixelSpacing", h.pixel_spacing)) if v is None]
+        if missing:
+            return h.path, (f"lacks {', '.join(missing)}; cannot place the image in "
+                            "space")
+    sizes = {(h.columns, h.rows) for h in headers}
+    if len(sizes) > 1:
+        dims = ", ".join(f"{c}x{r}" for c, r in sorted(sizes))
+        return None, (f"series {uid} mixes images of different sizes ({dims}); it is not "
+                      "one volume")
+    for h in headers:
+        if not np.allclose(h.orientation, first.orientation, atol=1e-4):
+            return None, (f"series {uid} mixes images of different orientations "
+                          f"({h.path.name} differs from {first.path.name}); it is not one "
+                          "volume")
+        if not np.allclose(h.pixel_spacing, first.pixel_spacing, rtol=1e-3):
+            return None, (f"series {uid} mixes pixel spacings ({h.path.name} differs from "
+                          f"{first.path.name}); it is not one volume")
+    try:
+        stack_geometry(np.concatenate([h.positions for h in headers]), first.orientation,
+                       first.pixel_spacing)
+    except ValueError as exc:
+        return None, f"series {uid}: {exc}"
+    return None
+
+
+def _thickness_mm(series) -> float:
+    """SliceThickness (mm) of the series' first file, else its median slice step, else
+    infinity (unknown sorts last among thin-first)."""
+    thick = _float_or_none(series.headers[0].dataset.get("SliceThickness"))
+    if thick is not None and thick > 0:
+        return thick
+    pos = [h.positions for h in series.headers if h.positions is not None]
+    o = series.headers[0].orientation
+    if len(pos) and o is not None and sum(len(p) for p in pos) > 1:
+        normal = np.cross(o[:3], o[3:])
+        steps = np.diff(np.sort(np.concatenate(pos) @ normal))
+        steps = steps[steps > 1e-6]
+        if steps.size:
+            return float(np.median(steps))
+    return float("inf")
+
+
+_MODALITY_RANK = {"CT": 0, "MR": 1}
+
+
+def _series_list(series: dict) -> str:
+    return "; ".join(s.summary() for s in series.values())
+
+
 def _choose_series(series: dict, series_uid: str | None, where: Path) -> tuple[Any, list[str]]:
+    """The series to read: the one named, the only one, or the best: one that can be
+    stacked, CT before MR before others, thinnest slices, then the most voxels."""
+    hint = "choose one with --series UID"
     if series_uid is not None:
         if series_uid not in series:
-            known = ", ".join(series) or "none"
-            raise InputError(f"{where}: no series with UID {series_uid} (found: {known})")
+            raise InputError(f"{where}: no series with UID {series_uid} (found: "
+                             f"{_series_list(series) or 'none'}); {hint}")
         return series[series_uid], [f"took series {series_uid} (--series)"]
     if len(series) == 1:
         return next(iter(series.values())), []
-    chosen = max(series.values(), key=lambda s: (s.n_voxels, s.n_images))
+    problems = {uid: _stack_problem(s) for uid, s in series.items()}
+    stackable = [s for s in series.values() if problems[s.uid] is None]
+    if not stackable:
+        why = "; ".join(f"series {s.tag('SeriesNumber') or '-'} {s.tag('Modality') or '?'}: "
+                        f"{problems[s.uid][1]}" for s in series.values())
+        raise InputError(f"{where}: none of its {len(series)} series can be stacked into a "
+                         f"3-D volume ({why}); series found: {_series_list(series)}; {hint}")
+
+    def rank(s) -> tuple:
+        return (-_MODALITY_RANK.get(s.tag("Modality").upper(), 2), -_thickness_mm(s),
+                s.n_voxels, s.n_images)
+
+    chosen = max(stackable, key=rank)
+    thick = _thickness_mm(chosen)
+    thick_text = f", {thick:.3g} mm" if np.isfinite(thick) else ""
     return chosen, [
-        f"{len(series)} series found; took the largest, {chosen.uid} "
-        f"({chosen.n_images} slices); choose another with --series UID"
+        f"{len(series)} series found ({len(stackable)} can be stacked); took "
+        f"{chosen.uid} ({chosen.tag('Modality') or '?'}, {chosen.n_images} slices"
+        f"{thick_text}: CT before MR, the thinnest slices, then the largest); "
+        "choose another with --series UID"
     ]
 
 
@@ -97,7 +186,8 @@ def _read_dicom_pixels(path: Path, ts: str) -> np.ndarray:
     reader.SetImageIO("GDCMImageIO")
     reader.SetFileName(str(path))
     try:
-        with quiet_stderr():
+        with quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             image = reader.Execute()
     except RuntimeError as exc:
         from pydicom.uid import UID
@@ -129,47 +219,40 @@ def _pixel_dtype(values: np.ndarray) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _load_series(series, where: Path, progress: Progress | None) -> Loaded:
-    from twinsep.exchange.dicom import resample_stack, stack_geometry
+def _held_itemsize(ds) -> int:
+    """Bytes per voxel of the pixels as read (GDCM applies the rescale: float64 when
+    the slope or intercept is not a whole number)."""
+    r = _rescale(ds)
+    if r["slope"] != int(r["slope"]) or r["intercept"] != int(r["intercept"]):
+        return 8
+    bits = _float_or_none(ds.get("BitsAllocated")) or 16
+    return max(1, int(bits) // 8)
+
+
+def _load_series(series, where: Path, progress: Progress | None, *,
+                 limit_gb: float) -> Loaded:
+    from twinsep.exchange.dicom import resample_grid, resample_stack, stack_geometry
 
     headers = series.headers
     uid = series.uid
     multi = any(h.frames > 1 for h in headers)
-    if multi and len(headers) > 1:
-        raise InputError(
-            f"{where}: series {uid} has {len(headers)} files, some multi-frame; "
-            "pass one multi-frame file"
-        )
-    if series.n_images < 2:
-        h = headers[0]
-        raise InputError(f"{h.path}: a 2-D image (one slice, {h.columns}x{h.rows}); "
-                         "a 3-D scan is needed")
     first = headers[0]
-    for h in headers:
-        missing = [name for name, v in (("ImagePositionPatient", h.positions),
-                                        ("ImageOrientationPatient", h.orientation),
-                                        ("PixelSpacing", h.pixel_spacing)) if v is None]
-        if missing:
-            raise InputError(f"{h.path}: lacks {', '.join(missing)}; cannot place the image "
-                             "in space")
-    sizes = {(h.columns, h.rows) for h in headers}
-    if len(sizes) > 1:
-        dims = ", ".join(f"{c}x{r}" for c, r in sorted(sizes))
-        raise InputError(f"{where}: series {uid} mixes images of different sizes ({dims}); "
-                         "it is not one volume")
-    for h in headers:
-        if not np.allclose(h.orientation, first.orientation, atol=1e-4):
-            raise InputError(f"{where}: series {uid} mixes images of different orientations "
-                             f"({h.path.name} differs from {first.path.name}); it is not "
-                             "one volume")
-        if not np.allclose(h.pixel_spacing, first.pixel_spacing, rtol=1e-3):
-            raise InputError(f"{where}: series {uid} mixes pixel spacings ({h.path.name} "
-                             f"differs from {first.path.name}); it is not one volume")
+    # the declared size, before anything else: a header may claim 10^9 frames
+    check_allocation((series.n_images, first.rows, first.columns),
+                     _held_itemsize(first.dataset), where, limit_gb)
+    problem = _stack_problem(series)
+    if problem is not None:
+        path, text = problem
+        raise InputError(f"{path if path is not None else where}: {text}")
     positions = np.concatenate([h.positions for h in headers])
     try:
         geom = stack_geometry(positions, first.orientation, first.pixel_spacing)
     except ValueError as exc:
         raise InputError(f"{where}: series {uid}: {exc}") from None
+    if not geom.regular:  # the stack as float64, and the grid it is resampled onto
+        check_allocation((series.n_images, first.rows, first.columns), 8, where, limit_gb)
+        _o, size, _low = resample_grid(geom, first.rows, first.columns)
+        check_allocation(tuple(int(n) for n in size[::-1]), 8, where, limit_gb)
 
     slices = []
     for n, h in enumerate(headers):
@@ -261,21 +344,35 @@ def _float_or_none(value) -> float | None:
 
 def read_dicom_folder(folder: Path, series_uid: str | None,
                       progress: Progress | None, *, limit_gb: float) -> Loaded:
-    """Read one series of a DICOM folder (searched recursively); ``limit_gb`` bounds the
-    voxel data read into memory."""
+    """Read one series of a DICOM folder (searched recursively).
+
+    Files with malformed headers are skipped and repeated SOPInstanceUIDs dropped, with
+    a note each. Without ``series_uid`` the series is chosen by :func:`_choose_series`;
+    when it cannot be read, the error lists every series (number, modality, size,
+    slice thickness; no free text) with the ``--series`` hint. ``limit_gb`` (GiB)
+    bounds the declared voxel data, checked before any pixel is read.
+    """
     from twinsep.exchange.dicom import scan_files
 
     files = _dicom_files(folder)
     if not files:
         raise InputError(f"{folder}: empty folder (no files)")
-    series, _skipped = scan_files(files, force=True, progress=progress)
+    scan_notes: list[str] = []
+    series, _skipped = scan_files(files, force=True, progress=progress, notes=scan_notes,
+                                  root=folder)
     if not series:
         raise InputError(f"{folder}: no DICOM images among its {len(files)} file(s)")
     chosen, notes = _choose_series(series, series_uid, folder)
-    loaded = _load_series(chosen, folder, progress)
+    try:
+        loaded = _load_series(chosen, folder, progress, limit_gb=limit_gb)
+    except InputError as exc:
+        if len(series) < 2:
+            raise
+        raise InputError(f"{exc}; series found: {_series_list(series)}; choose another "
+                         "with --series UID") from None
     loaded.source["files_in_scan"] = len(files)
     loaded.source["series_in_scan"] = len(series)
-    loaded.notes[:0] = notes
+    loaded.notes[:0] = scan_notes + notes
     loaded.series = [s.summary() for s in series.values()]
     return loaded
 
@@ -283,25 +380,34 @@ def read_dicom_folder(folder: Path, series_uid: str | None,
 def read_dicom_file(path: Path, ds, series_uid: str | None,
                     progress: Progress | None, *, limit_gb: float) -> Loaded:
     """Read one DICOM file: a multi-frame file whole, a single-frame file with its
-    series from the same folder; ``limit_gb`` bounds the voxel data read into memory."""
+    series from the same folder; ``limit_gb`` (GiB) bounds the declared voxel data."""
     from twinsep.exchange.dicom import Series, header_of, read_header, scan_files
 
-    header = header_of(path, ds)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = header_of(path, ds)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "malformed header"
+        raise InputError(f"{path}: a malformed DICOM header ({reason})") from None
     if header is None:
         raise InputError(f"{path}: a DICOM file without an image")
     if series_uid is not None and series_uid != header.series_uid:
         raise InputError(f"{path}: belongs to series {header.series_uid}, not {series_uid}")
     if header.frames > 1:
-        return _load_series(Series(header.series_uid, [header]), path, progress)
+        return _load_series(Series(header.series_uid, [header]), path, progress,
+                            limit_gb=limit_gb)
     # a single-frame file: its whole series from the same folder
     siblings = sorted(p for p in path.parent.iterdir() if p.is_file()
                       and not p.name.startswith("."))
-    series, _ = scan_files(siblings, force=True, progress=progress)
+    scan_notes: list[str] = []
+    series, _ = scan_files(siblings, force=True, progress=progress, notes=scan_notes,
+                           root=path.parent)
     chosen = series.get(header.series_uid)
     if chosen is None:  # the file itself was not recognised in the folder scan
         full = read_header(path, force=True)
         chosen = Series(header.series_uid, [header_of(path, full)])
-    loaded = _load_series(chosen, path, progress)
-    loaded.notes.insert(0, f"read series {chosen.uid} ({len(chosen.headers)} file(s) in "
-                           "the folder of the given file)")
+    loaded = _load_series(chosen, path, progress, limit_gb=limit_gb)
+    loaded.notes[:0] = [f"read series {chosen.uid} ({len(chosen.headers)} file(s) in "
+                        "the folder of the given file)", *scan_notes]
     return loaded
