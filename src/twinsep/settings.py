@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from twinsep.deid import looks_like_uid, pseudonym
 from twinsep.errors import InputError
 
 DEFAULTS_FILE = "data/defaults.yaml"
@@ -143,16 +144,19 @@ def validate(model: type[M], data: Mapping[str, Any], *, source: str, prefix: st
 
 
 def file_names(value: Any) -> Any:
-    """``value`` (settings as JSON, or with Paths) with every path reduced to its file name:
-    folders often carry a patient's name, and the same input must give the same plan."""
+    """``value`` (settings as JSON, or with Paths) with every path reduced to its file name
+    (a folder to ``"(folder)"``) and every DICOM UID to its pseudonym
+    (:func:`twinsep.deid.pseudonym`): folders often carry a patient's name, UIDs identify
+    the study, and the same input must give the same plan."""
     if isinstance(value, dict):
         return {k: file_names(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [file_names(v) for v in value]
-    if isinstance(value, Path):
-        return value.name
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        return Path(value).name
+    if isinstance(value, str) and looks_like_uid(value):
+        return pseudonym(value)
+    if isinstance(value, Path) or (isinstance(value, str) and ("/" in value or "\\" in value)):
+        path = Path(value)
+        return "(folder)" if path.is_dir() else path.name
     return value
 
 

@@ -125,10 +125,10 @@ class Stage(Generic[S]):
 
     def describe(self, settings: S) -> dict[str, Any]:
         """plan.json ``case.settings`` of this stage: its record, and every other setting
-        that differs from its default (paths by their file name)."""
+        that differs from its default (paths by their file name, UIDs by their pseudonym)."""
         if self.record is None:
             return file_names(settings.model_dump(mode="json"))
-        out = self.record(settings)
+        out = file_names(self.record(settings))
         for key, value in changed(settings).items():
             if key.split(".")[0] not in self.described and key not in out:
                 out[key] = file_names(value)

@@ -239,7 +239,7 @@ def test_only_mosaics_fails_listing_the_series(tmp_path, capfd):
     line = lines[0]
     assert "none of its 2 series can be stacked" in line and "same position" in line
     assert "series 6  MR  384x384x2  3 mm" in line and "series 7  MR" in line
-    assert "--series UID" in line
+    assert "--series ID" in line
     assert "ax_asc_35sl" not in line and "stc_test" not in line  # no description, name
 
 

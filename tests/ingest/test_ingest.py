@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
 from twinsep.casefolder import sha256_array, sha256_file
+from twinsep.deid import pseudonym
 from twinsep.cli import main
 from twinsep.errors import InputError
 from twinsep.exchange.dicom import write_ct_series, write_enhanced_ct
@@ -90,7 +91,10 @@ def test_dicom_series_round_trip_oblique(tmp_path):
     info = json.loads((tmp_path / "case" / "case.json").read_text())
     src = info["source"]
     assert src["format"] == "dicom-series" and src["file_count"] == 7
-    assert src["modality"] == "CT" and src["study_date"] == "20240301"
+    assert src["modality"] == "CT"
+    # no date, no UID: a pseudonym names the series (issue 14 item 3)
+    assert "study_date" not in src and "series_uid" not in src
+    assert src["series_pseudonym"].startswith("2.25.")
     assert info["rescale"] == {"applied": True, "intercept": -1024.0, "slope": 1.0,
                                "type": "HU"}
     assert info["resampling"] is None and len(info["hashes"]["input_files"]) == 7
@@ -164,16 +168,27 @@ def test_several_series_default_largest_and_says_so(tmp_path, capsys):
     folder, big, small = _two_series(tmp_path)
     assert _run(folder, tmp_path / "case") == 0
     err = capsys.readouterr().err
-    assert big in err and small in err and "largest" in err
+    assert pseudonym(big) in err and pseudonym(small) in err and "largest" in err
     # the series list holds no free text (the description carried the patient's name)
+    # and no UID (pseudonyms name the series)
     assert "DOE" not in err and "series 1" in err and " mm " in err
+    assert big not in err and small not in err
     info = json.loads((tmp_path / "case" / "case.json").read_text())
-    assert info["source"]["series_uid"] == big and info["source"]["series_in_scan"] == 2
+    assert info["source"]["series_pseudonym"] == pseudonym(big)
+    assert info["source"]["series_in_scan"] == 2
 
 
-def test_series_option_takes_the_named_one(tmp_path):
+@pytest.mark.parametrize("by", ["uid", "pseudonym", "series number"])
+def test_series_option_takes_the_named_one(tmp_path, by):
+    import pydicom
+
     folder, _big, small = _two_series(tmp_path)
-    assert _run(folder, tmp_path / "case", "--series", small) == 0
+    for path in (folder / "b").iterdir():  # series numbers are unique in an exam
+        ds = pydicom.dcmread(path)
+        ds.SeriesNumber = 2
+        ds.save_as(path)
+    name = {"uid": small, "pseudonym": pseudonym(small), "series number": "2"}[by]
+    assert _run(folder, tmp_path / "case", "--series", name) == 0
     stored = Volume.read(tmp_path / "case" / "scan.nii.gz")
     assert stored.shape == (3, 4, 4)
 
@@ -182,7 +197,8 @@ def test_unknown_series_is_a_clear_error(tmp_path, capsys):
     folder, big, _small = _two_series(tmp_path)
     assert _run(folder, tmp_path / "case", "--series", "1.2.3.999") == 2
     err = capsys.readouterr().err
-    assert "1.2.3.999" in err and big in err and len(err.strip().splitlines()) == 1
+    assert "no one series matches --series" in err and pseudonym(big) in err
+    assert big not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "case").exists()
 
 

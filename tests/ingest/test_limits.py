@@ -243,3 +243,19 @@ def test_impossible_nifti_header_refused(tmp_path, capfd, field, offset, fmt, va
     lines = capfd.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], (field, lines)
     assert not (tmp_path / "case").exists()
+
+
+def test_memory_limit_set_on_the_command_line(tmp_path, capsys) -> None:
+    """``twinsep ingest --set memory_limit_gb=...`` reaches the readers."""
+    import numpy as np
+
+    from twinsep.cli import main
+    from twinsep.image import Volume
+
+    src = tmp_path / "small.nii.gz"
+    Volume(np.zeros((40, 40, 40), np.int16)).write(src)
+    out = tmp_path / "case"
+    assert main(["ingest", str(src), "--out", str(out), "--set", "memory_limit_gb=0.0001"]) == 2
+    err = capsys.readouterr().err
+    assert "ingest.memory_limit_gb" in err and not out.exists()
+    assert main(["ingest", str(src), "--out", str(out), "--set", "memory_limit_gb=0.001"]) == 0

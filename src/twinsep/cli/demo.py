@@ -53,4 +53,4 @@ def demo(
     settings = plan_settings(ct, roster=roster if roster.exists() else None,
                              catalog=_example("expanders.yaml"))
     result = run_plan_cli(settings, out / "case", force=force)
-    print_locations(result)
+    print_locations(result, full=True)

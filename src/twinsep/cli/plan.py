@@ -47,24 +47,29 @@ def run_plan_cli(
     except StageError as exc:
         error_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         if is_case_folder(Path(out)) and Path(out, "scan.nii.gz").exists():
-            console.print(f"the results of the earlier stages are intact in {out}; fix the "
-                          "input and run the same command again (finished stages are "
-                          "skipped)", soft_wrap=True)
+            console.print("the results of the earlier stages are intact in the case folder; "
+                          "fix the input and run the same command again (finished stages "
+                          "are skipped)", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     return result
 
 
-def print_locations(result: PlanResult) -> None:
-    """Say where the report and the viewer are."""
+def print_locations(result: PlanResult, *, full: bool = False) -> None:
+    """Say where the report and the viewer are: in the case folder, named relative to it
+    (its name is often the patient's), or by their whole path with ``full`` (the demo)."""
     if result.conjoined is False:
         console.print("[bold]not conjoined[/bold]: the heads do not touch, so there is nothing "
                       "to separate; the plan stopped after identify.")
+    root = result.case.root
+    if not full:
+        console.print("in the case folder (--out):")
     for label, path in (("report (HTML)", result.report_html), ("report (PDF)", result.report_pdf),
-                        ("3-D viewer", result.viewer_html)):
+                        ("3-D viewer", result.viewer_html),
+                        ("timings", root / "timings.json"),
+                        ("log", root / ".twinsep" / "twinsep.log")):
         state = "" if path.exists() else "  [dim](not written)[/dim]"
-        console.print(f"{label:<14} {path}{state}", soft_wrap=True)
-    console.print(f"{'timings':<14} {result.case.root / 'timings.json'}", soft_wrap=True)
-    console.print(f"{'log':<14} {result.case.root / '.twinsep' / 'twinsep.log'}", soft_wrap=True)
+        shown = path if full else path.relative_to(root)
+        console.print(f"{label:<14} {shown}{state}", soft_wrap=True)
 
 
 @app.command("plan")
@@ -84,7 +89,8 @@ def plan(
     catalog: Path | None = typer.Option(
         None, "--catalog", help="Expander catalogue YAML (default examples/expanders.yaml)."),
     series: str | None = typer.Option(
-        None, "--series", help="SeriesInstanceUID to take when the folder holds several."),
+        None, "--series", help="The series to take when the folder holds several: its "
+        "pseudonym or series number as listed, or its SeriesInstanceUID."),
     keep_phi: bool = typer.Option(
         False, "--keep-phi", help="Keep patient name, ID... in case.json and the report "
         "(and write the DICOM-SEG of a DICOM scan)."),

@@ -42,7 +42,7 @@ class CompareSettings(Settings):
     earlier: Path | None = Field(None, description="Case folder of the earlier scan.")
     out: Path | None = Field(None, description="Folder for comparison.json, growth.png/.md.")
     months: float | None = Field(None, gt=0, description="Months between the scans "
-                                 "(overrides the study dates).")
+                                 "(overrides the ages at the scans).")
     force: bool = Field(False, description="Compare even when the cases do not look like "
                         "the same twins.")
     write_plan: bool = Field(True, description="Write `growth` into the later case.")

@@ -12,9 +12,9 @@ correctly), checks that the two scans show the same twins, and tabulates what ch
 * cut area (cm^2) and risk of the minimum-risk cut when both cases have ``separation``,
 
 each as ``{earlier, later, change, change_per_month}``. Twin names follow the **earlier**
-case. Months between the scans come from ``--months`` or from the study dates in the cases'
-``case.json`` (``source.study_date``, DICOM ``YYYYMMDD``); without either, per-month changes
-are null and a note says so.
+case. Months between the scans come from ``--months`` or from the ages at the scans in the
+cases' ``case.json`` (``source.age_at_scan_days``: ingest keeps that interval, never the
+dates); without either, per-month changes are null and a note says so.
 
 Outputs: ``OUT/comparison.json`` (deterministic), ``OUT/growth.png`` (the two junctions in
 the same, earlier, frame with the shared vessels in red, and a chart of the relative
@@ -27,14 +27,13 @@ a Dice of at least 0.75, the affine must be close to a uniform scale (axis ratio
 1.2), the
 Stone & Goodrich classification (fusion, orientation, type) must agree when both plans have
 one, the later head must not be smaller (affine volume ratio 0.9 to 2.5) and the later
-study date must not be before the earlier one. A pair that fails is refused with
+scan must not be at a younger age than the earlier one. A pair that fails is refused with
 :class:`~twinsep.errors.InputError` naming the failed checks, unless ``force``, in which
 case the comparison is written with the failures under ``warnings``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ from twinsep.labels import Owner, Tissue, resolve_owner
 from twinsep.mesh import iso_surface
 from twinsep.progress import Progress
 
-#: Days per month used to turn study dates into months.
+#: Days per month used to turn the days between the scans into months.
 DAYS_PER_MONTH = 365.25 / 12.0
 #: Thresholds of the same-twins check.
 CHECKS = {
@@ -442,14 +441,10 @@ def match_twins(earlier: CaseData, later: CaseData, reg: Registration) -> Matchi
     )
 
 
-def _study_date(info: dict) -> _dt.date | None:
-    text = str(((info.get("source") or {}).get("study_date")) or "").strip()
-    for fmt in ("%Y%m%d", "%Y-%m-%d"):
-        try:
-            return _dt.datetime.strptime(text[:10] if "-" in text else text[:8], fmt).date()
-        except ValueError:
-            continue
-    return None
+def _age_days(info: dict) -> float | None:
+    """The age at the scan in days, as ingest keeps it (``source.age_at_scan_days``)."""
+    value = (info.get("source") or {}).get("age_at_scan_days")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def same_twins_check(earlier: CaseData, later: CaseData, reg: Registration,
@@ -482,9 +477,10 @@ def same_twins_check(earlier: CaseData, later: CaseData, reg: Registration,
         out.append(f"the registration needs a strongly uneven stretch (axis ratio "
                    f"{sv.max() / sv.min():.2f} > {CHECKS['anisotropy_max']}); growth is "
                    "close to a uniform scale")
-    de, dl = _study_date(earlier.info), _study_date(later.info)
-    if de and dl and dl < de:
-        out.append(f"the later case's study date {dl} is before the earlier one's {de}")
+    de, dl = _age_days(earlier.info), _age_days(later.info)
+    if de is not None and dl is not None and dl < de:
+        out.append(f"the later scan was taken at a younger age ({dl:.0f} days) than the "
+                   f"earlier one ({de:.0f} days)")
     return out
 
 
@@ -503,10 +499,11 @@ def _months(earlier: CaseData, later: CaseData, months: float | None) -> tuple[f
         if months <= 0:
             raise InputError(f"--months must be positive, got {months}")
         return float(months), "--months"
-    de, dl = _study_date(earlier.info), _study_date(later.info)
-    if de and dl and dl > de:
-        return (dl - de).days / DAYS_PER_MONTH, f"study dates {de} and {dl}"
-    return None, ("no study dates in case.json and no --months: changes are given, "
+    de, dl = _age_days(earlier.info), _age_days(later.info)
+    if de is not None and dl is not None and dl > de:
+        return (dl - de) / DAYS_PER_MONTH, (f"ages at the scans, {de:.0f} and {dl:.0f} "
+                                            "days (from the DICOM headers)")
+    return None, ("no ages at the scans in case.json and no --months: changes are given, "
                   "per-month changes are null")
 
 
@@ -554,7 +551,7 @@ def compare_data(earlier: CaseData, later: CaseData, *, months: float | None = N
     earlier, later : CaseData
         The two cases' scans, labels and measures (:func:`twinsep.compare.load_case`).
     months : float, optional
-        Months between the scans; overrides the study dates.
+        Months between the scans; overrides the ages at the scans.
     force : bool
         Go on when the same-twins check fails (the failures go to ``warnings``).
     progress : callable, optional

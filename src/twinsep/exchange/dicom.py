@@ -483,14 +483,23 @@ class Series:
         value = self.headers[0].dataset.get(name, "")
         return "" if value is None else str(value)
 
+    @property
+    def name(self) -> str:
+        """The series' pseudonym (:func:`twinsep.deid.pseudonym` of its UID): what twinsep
+        shows instead of the UID, and what ``--series`` accepts."""
+        from twinsep.deid import pseudonym
+
+        return pseudonym(self.uid)
+
     def summary(self) -> str:
-        """One line for listing series to the user: UID, number, modality, size, slice
-        thickness. No free text (a SeriesDescription can hold a patient's name)."""
+        """One line for listing series to the user: pseudonym, number, modality, size,
+        slice thickness. No UID, no free text (a SeriesDescription can hold a patient's
+        name)."""
         h = self.headers[0]
         number = self.tag("SeriesNumber") or "-"
         thick = self.tag("SliceThickness")
         thick = f"{float(thick):g} mm" if _is_number(thick) else "- mm"
-        return (f"{self.uid}  series {number}  {self.tag('Modality') or '?'}  {h.columns}x"
+        return (f"{self.name}  series {number}  {self.tag('Modality') or '?'}  {h.columns}x"
                 f"{h.rows}x{self.n_images}  {thick}  {len(self.headers)} file(s)")
 
 

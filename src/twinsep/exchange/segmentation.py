@@ -174,7 +174,11 @@ def read_seg_nrrd(path: Path) -> tuple[Volume, list[dict[str, str]], dict[str, s
 
 # --- DICOM-SEG ---------------------------------------------------------------------------
 def _source_datasets(folder: Path, series_uid: str | None):
+    """The single-frame images of ``folder`` of the series ``series_uid`` (its UID or its
+    pseudonym, as case.json keeps it)."""
     import pydicom
+
+    from twinsep.deid import pseudonym
 
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
     found = []
@@ -185,11 +189,12 @@ def _source_datasets(folder: Path, series_uid: str | None):
             continue
         if "ImagePositionPatient" not in ds or "SeriesInstanceUID" not in ds:
             continue
-        if series_uid and ds.SeriesInstanceUID != series_uid:
+        uid = str(ds.SeriesInstanceUID)
+        if series_uid and series_uid not in (uid, pseudonym(uid)):
             continue
         found.append(ds)
     if not found:
-        what = f" of series {series_uid}" if series_uid else ""
+        what = " of the case's series" if series_uid else ""
         raise InputError(f"{folder}: no single-frame DICOM images{what} found")
     uids = {ds.SeriesInstanceUID for ds in found}
     if len(uids) > 1:
@@ -243,7 +248,8 @@ def dicom_seg(labelmap: Volume, segments: list[Segment], source_folder: Path, *,
     source_folder : Path
         Folder of the source DICOM series (searched recursively).
     series_uid : str or None
-        SeriesInstanceUID of the source series (from case.json); other series are ignored.
+        SeriesInstanceUID of the source series, or its pseudonym (case.json); other
+        series are ignored.
     """
     import highdicom as hd
     from pydicom.sr.coding import Code

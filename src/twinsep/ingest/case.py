@@ -24,8 +24,8 @@ class IngestSettings(Settings):
 
     scan: Path | None = Field(None, description="DICOM folder or file, NIfTI, NRRD or MHA.")
     series_uid: str | None = Field(default("ingest.series_uid"),
-                                   description="SeriesInstanceUID to take from a folder "
-                                   "holding several.")
+                                   description="The series to take from a folder holding "
+                                   "several: pseudonym, series number or SeriesInstanceUID.")
     keep_phi: bool = Field(default("ingest.keep_phi"),
                            description="Keep patient identifiers in case.json.")
     overwrite: bool = Field(default("ingest.overwrite"),

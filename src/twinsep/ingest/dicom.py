@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from twinsep.deid import pseudonym
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.ingest._shared import Loaded, check_allocation, itk_error, quiet_stderr
@@ -84,7 +85,7 @@ def _stack_problem(series) -> tuple[Path | None, str] | None:
     from twinsep.exchange.dicom import stack_geometry
 
     headers = series.headers
-    uid = series.uid
+    uid = series.name
     if any(h.frames > 1 for h in headers) and len(headers) > 1:
         return None, (f"series {uid} has {len(headers)} files, some multi-frame; pass one "
                       "multi-frame file")
@@ -145,15 +146,35 @@ def _series_list(series: dict) -> str:
     return "; ".join(s.summary() for s in series.values())
 
 
+_HINT = ("choose one with --series ID (its pseudonym or series number as listed, or its "
+         "SeriesInstanceUID)")
+
+
+def _names(uid: str, ds) -> set[str]:
+    """What ``--series`` may say to name a series: its UID, its pseudonym or its number."""
+    number = str(ds.get("SeriesNumber", "") or "").strip()
+    return {uid, pseudonym(uid)} | ({number} if number else set())
+
+
+def find_series(series: dict, wanted: str):
+    """The series that ``wanted`` names (UID, pseudonym, or a series number that only
+    one series has), or None."""
+    wanted = str(wanted).strip()
+    hits = [s for s in series.values() if wanted in _names(s.uid, s.headers[0].dataset)]
+    exact = [s for s in hits if wanted in (s.uid, s.name)]
+    return (exact or hits)[0] if len(exact) == 1 or len(hits) == 1 else None
+
+
 def _choose_series(series: dict, series_uid: str | None, where: Path) -> tuple[Any, list[str]]:
     """The series to read: the one named, the only one, or the best: one that can be
     stacked, CT before MR before others, thinnest slices, then the most voxels."""
-    hint = "choose one with --series UID"
+    hint = _HINT
     if series_uid is not None:
-        if series_uid not in series:
-            raise InputError(f"{where}: no series with UID {series_uid} (found: "
+        wanted = find_series(series, series_uid)
+        if wanted is None:
+            raise InputError(f"{where}: no one series matches --series (found: "
                              f"{_series_list(series) or 'none'}); {hint}")
-        return series[series_uid], [f"took series {series_uid} (--series)"]
+        return wanted, [f"took series {wanted.name} (--series)"]
     if len(series) == 1:
         return next(iter(series.values())), []
     problems = {uid: _stack_problem(s) for uid, s in series.items()}
@@ -173,9 +194,9 @@ def _choose_series(series: dict, series_uid: str | None, where: Path) -> tuple[A
     thick_text = f", {thick:.3g} mm" if np.isfinite(thick) else ""
     return chosen, [
         f"{len(series)} series found ({len(stackable)} can be stacked); took "
-        f"{chosen.uid} ({chosen.tag('Modality') or '?'}, {chosen.n_images} slices"
+        f"{chosen.name} ({chosen.tag('Modality') or '?'}, {chosen.n_images} slices"
         f"{thick_text}: CT before MR, the thinnest slices, then the largest); "
-        "choose another with --series UID"
+        f"{_HINT.replace('one', 'another', 1)}"
     ]
 
 
@@ -248,7 +269,7 @@ def _load_series(series, where: Path, progress: Progress | None, *,
     try:
         geom = stack_geometry(positions, first.orientation, first.pixel_spacing)
     except ValueError as exc:
-        raise InputError(f"{where}: series {uid}: {exc}") from None
+        raise InputError(f"{where}: series {series.name}: {exc}") from None
     if not geom.regular:  # the stack as float64, and the grid it is resampled onto
         check_allocation((series.n_images, first.rows, first.columns), 8, where, limit_gb)
         _o, size, _low = resample_grid(geom, first.rows, first.columns)
@@ -368,8 +389,8 @@ def read_dicom_folder(folder: Path, series_uid: str | None,
     except InputError as exc:
         if len(series) < 2:
             raise
-        raise InputError(f"{exc}; series found: {_series_list(series)}; choose another "
-                         "with --series UID") from None
+        raise InputError(f"{exc}; series found: {_series_list(series)}; "
+                         f"{_HINT.replace('one', 'another', 1)}") from None
     loaded.source["files_in_scan"] = len(files)
     loaded.source["series_in_scan"] = len(series)
     loaded.notes[:0] = scan_notes + notes
@@ -392,8 +413,9 @@ def read_dicom_file(path: Path, ds, series_uid: str | None,
         raise InputError(f"{path}: a malformed DICOM header ({reason})") from None
     if header is None:
         raise InputError(f"{path}: a DICOM file without an image")
-    if series_uid is not None and series_uid != header.series_uid:
-        raise InputError(f"{path}: belongs to series {header.series_uid}, not {series_uid}")
+    if series_uid is not None and series_uid not in _names(header.series_uid, header.dataset):
+        raise InputError(f"{path}: belongs to series {pseudonym(header.series_uid)}, not "
+                         "to the one --series names")
     if header.frames > 1:
         return _load_series(Series(header.series_uid, [header]), path, progress,
                             limit_gb=limit_gb)
@@ -408,6 +430,6 @@ def read_dicom_file(path: Path, ds, series_uid: str | None,
         full = read_header(path, force=True)
         chosen = Series(header.series_uid, [header_of(path, full)])
     loaded = _load_series(chosen, path, progress, limit_gb=limit_gb)
-    loaded.notes[:0] = [f"read series {chosen.uid} ({len(chosen.headers)} file(s) in "
+    loaded.notes[:0] = [f"read series {chosen.name} ({len(chosen.headers)} file(s) in "
                         "the folder of the given file)", *scan_notes]
     return loaded

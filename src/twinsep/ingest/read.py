@@ -7,9 +7,10 @@ folder), NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``) or MetaImage
 mm). A DICOM stack whose slices are unevenly spaced or tilted (gantry tilt) is resampled
 linearly onto a regular grid, and the resampling is recorded.
 
-``case.json`` holds no patient name, ID, birth date or other patient identifiers unless
-``keep_phi`` is set (then they are kept under ``case.json["phi"]``). The input is only
-read, never modified.
+``case.json`` holds no patient name, ID, date, free-text description or UID unless
+``keep_phi`` is set (then they are kept under ``case.json["phi"]``): the series is named
+by a pseudonym and the study date by the age at the scan (:mod:`twinsep.deid`). The input
+is only read, never modified.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from twinsep import __version__
 from twinsep.casefolder import Case, atomic_output_dir, sha256_array, sha256_file, write_json
+from twinsep.deid import deidentify
 from twinsep.errors import InputError
 from twinsep.image import Volume
 from twinsep.ingest._shared import Loaded, quiet_stderr, suffix
@@ -217,13 +219,14 @@ def ingest(
                 f"{scan}: its geometry cannot be stored in NIfTI without change "
                 "(a non-orthogonal/sheared direction?)"
             )
+        source, phi = deidentify(loaded.source, loaded.phi)
         stored_volume = Volume(volume.array, stored["origin"], stored["spacing"],
                                stored["direction"])
         info: dict[str, Any] = {
             "twinsep_version": __version__,
             "created_by": "twinsep ingest",
             "scan": tmp_case.scan.name,
-            "source": loaded.source,
+            "source": source,
             "geometry": {**stored_volume.geometry(), "frame": "LPS", "units": "mm"},
             "pixel_type": np.dtype(volume.array.dtype).name,
             "value_range": [volume.array.min().item(), volume.array.max().item()],
@@ -237,7 +240,7 @@ def ingest(
         digests = "".join(f["sha256"] for f in info["hashes"]["input_files"])
         info["hashes"]["input_sha256"] = hashlib.sha256(digests.encode()).hexdigest()
         if keep_phi:
-            info["phi"] = loaded.phi
+            info["phi"] = phi
         write_json(tmp_case.case_json, info)
     return IngestResult(
         case=Case(out.absolute()),

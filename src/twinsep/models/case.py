@@ -192,13 +192,15 @@ def write_models(case: Case, ms: ModelSet, *, dicom: Path | None = None,
     segments = _segments(ms)
     write_seg_nrrd(out / SEG_NRRD_NAME, ms.labelmap, segments)
     step("dicom-seg")
-    source = read_json(case.case_json).get("source", {}) if case.case_json.exists() else {}
+    info = read_json(case.case_json) if case.case_json.exists() else {}
+    source = info.get("source", {})
     fmt = str(source.get("format", ""))
     dicom_seg: str | None = None
     dicom_note = None
     if dicom is not None:
         write_dicom_seg(out / DICOM_SEG_NAME, ms.labelmap, segments, Path(dicom),
-                        series_uid=source.get("series_uid") or None,
+                        series_uid=(info.get("phi", {}).get("series_instance_uid")
+                                    or source.get("series_pseudonym") or None),
                         software_version=__version__)
         dicom_seg = f"models/{DICOM_SEG_NAME}"
     elif fmt.lower().startswith("dicom"):
