@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from twinsep.casefolder import read_json, validate_plan
+from twinsep.casefolder import CASE_ENTRIES, read_json, validate_plan
 from twinsep.report import CONJOINED_SECTIONS, NOT_CONJOINED_SECTIONS
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,10 @@ def test_total_type_iii_from_nifti(make_phantom_case, tmp_path: Path) -> None:
                 "reconstruction", "schedule", "case"):
         assert key in plan, key
     assert plan["case"]["timings"] == "timings.json"
+    # everything the plan wrote is one of the case folder's entries, which a re-ingest
+    # replaces (and nothing else in the folder)
+    assert {p.name for p in out.iterdir()} <= set(CASE_ENTRIES)
+    assert {"schedule", "models", "viewer", "report.pdf"} <= {p.name for p in out.iterdir()}
     status = _timings(out)
     assert status["report"] == "ran" and status["schedule"] == "ran"
     assert all(s in ("ran", "unavailable") for s in status.values()), status

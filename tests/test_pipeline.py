@@ -95,6 +95,23 @@ def test_refuses_a_foreign_non_empty_folder(tmp_path: Path, phantom3: Path) -> N
     assert [p.name for p in out.iterdir()] == ["thesis.txt"]
 
 
+def test_a_users_case_json_or_twinsep_folder_does_not_make_a_case(tmp_path: Path,
+                                                                  phantom3: Path) -> None:
+    """Two plans into a folder holding a case.json and a .twinsep/ of the user's: both
+    refused, nothing written or deleted (the first used to create .twinsep/ and the second
+    to wipe the folder)."""
+    out = tmp_path / "mine"
+    (out / ".twinsep").mkdir(parents=True)
+    (out / "case.json").write_text('{"mine": true}')
+    (out / "thesis.txt").write_text("precious")
+    for _ in range(2):
+        with pytest.raises(StageError) as info:
+            run_plan(plan_settings(phantom3 / "ct.nii.gz"), out)
+        assert info.value.exit_code == 2 and "not made by twinsep" in str(info.value)
+    assert sorted(p.name for p in out.rglob("*")) == [".twinsep", "case.json", "thesis.txt"]
+    assert (out / "case.json").read_text() == '{"mine": true}'
+
+
 def test_out_that_is_a_file_is_refused(tmp_path: Path, phantom3: Path, capsys) -> None:
     from twinsep.cli import main
 
