@@ -311,3 +311,87 @@ def test_label_map_without_tissues_refused(small_case, tmp_path, capsys):
 def test_missing_scan_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     _fail(["segment", str(tmp_path / "empty")], Case(tmp_path / "empty"), capsys)
+
+
+# --- not a CT ----------------------------------------------------------------------------------
+COLIN_T1 = Path("/work/shared/data/real-heads/colin27_t1_1mm.nii.gz")
+
+
+def test_mr_modality_refused_with_what_to_do(tmp_path, phantom_total, capsys):
+    """A DICOM series whose Modality is MR is named as MR, with what to do."""
+    case = _make_case(tmp_path / "case", phantom_total.ct)  # HU values: only the tag says MR
+    case.case_json.write_text(json.dumps({"source": {"format": "dicom-series",
+                                                     "modality": "MR"}}))
+    err = " ".join(_fail(["segment", str(case.root)], case, capsys).split())
+    assert "the scan is MR (DICOM Modality MR)" in err
+    assert "Hounsfield units" in err and "--series" in err and "--tissues FILE" in err
+
+
+def test_ct_modality_and_unknown_modality_segmented(tmp_path, phantom_total):
+    from twinsep.segment.case import check_modality, scan_modality
+
+    case = _make_case(tmp_path / "case", phantom_total.ct)
+    assert scan_modality(case) is None  # no case.json
+    case.case_json.write_text(json.dumps({"source": {"format": "nifti"}}))
+    assert scan_modality(case) is None
+    case.case_json.write_text(json.dumps({"source": {"modality": "CT"}}))
+    assert scan_modality(case) == "CT"
+    check_modality("CT")
+    check_modality(None)
+    from twinsep.errors import InputError
+
+    with pytest.raises(InputError, match=r"the scan is PET \(DICOM Modality PT\)"):
+        check_modality("PT")
+
+
+def test_mr_with_imported_tissues_accepted(small_case, tmp_path):
+    """An imported label map needs no CT: an MR case may import one."""
+    case, labels = small_case
+    src = tmp_path / "labels.nii.gz"
+    labels.write(src)
+    case.case_json.write_text(json.dumps({"source": {"modality": "MR"}}))
+    assert main(["segment", str(case.root), "--tissues", str(src)]) == 0
+    np.testing.assert_array_equal(Volume.read(case.tissues).array, labels.array)
+
+
+def test_values_that_cannot_be_hu_refused():
+    from twinsep.errors import InputError
+    from twinsep.segment import segment_ct
+    from twinsep.segment.core import check_ct_hu
+
+    rng = np.random.default_rng(0)
+    mr = Volume(rng.integers(0, 193, (20, 20, 20)).astype(np.int16))  # like a T1: 0-192
+    with pytest.raises(InputError, match="not CT Hounsfield units") as info:
+        segment_ct(mr)
+    assert "--tissues FILE" in str(info.value) and "\n" not in str(info.value)
+    zscored = Volume(rng.normal(0, 1, (20, 20, 20)).astype(np.float32))  # a processed MR
+    with pytest.raises(InputError, match="not CT Hounsfield units"):
+        check_ct_hu(zscored.array)
+    # a handful of air voxels (0.1 %, under 0.5 %) is not a CT's air around the head
+    few = np.full((10, 10, 100), 40, np.int16)
+    few.flat[:10] = -1000
+    with pytest.raises(InputError, match="not CT Hounsfield units"):
+        check_ct_hu(few)
+    from twinsep.segment import CTSettings
+
+    check_ct_hu(few, CTSettings(min_air_fraction=0.0))  # turned off
+    check_ct_hu(few, CTSettings(min_air_fraction=0.0005))
+
+
+def test_phantom_ct_is_hu(phantom_total, phantom_partial):
+    from twinsep.segment.core import air_fraction, check_ct_hu
+
+    for ph in (phantom_total, phantom_partial):
+        check_ct_hu(ph.ct.array)
+        assert air_fraction(ph.ct.array, -500.0) > 0.3  # measured 0.62
+
+
+@pytest.mark.skipif(not COLIN_T1.is_file(), reason="Colin27 (/work/shared/data) not here")
+def test_colin27_t1_refused_as_not_hu(tmp_path, capsys):
+    """A real MR given as NIfTI (modality unknown): refused by its values."""
+    out = tmp_path / "case"
+    assert main(["--quiet", "ingest", str(COLIN_T1), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["segment", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not CT Hounsfield units" in err and "0 % of the voxels below -500 HU" in err

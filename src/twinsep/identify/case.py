@@ -17,6 +17,7 @@ from twinsep.errors import InputError
 from twinsep.identify.classification import classify
 from twinsep.identify.figures import junction_figure
 from twinsep.identify.identity import METHODS, IdentityResult, check_method, identify
+from twinsep.identify.plausibility import PlausibilityResult, PlausibleRanges, check_plausibility
 from twinsep.identify.shared import measure_shared
 from twinsep.image import Volume
 from twinsep.progress import Progress, silent
@@ -41,6 +42,10 @@ class IdentifySettings(Settings):
     method: Method = Field(Method(default("identify.method")), description="Brain split method.")
     landmarks: Path | None = Field(default("identify.landmarks"),
                                    description="JSON landmarks file for the classification.")
+    plausibility: bool = Field(default("identify.plausibility"),
+                               description="Refuse a scan that is not two children's heads.")
+    plausible: PlausibleRanges = Field(default_factory=PlausibleRanges,
+                                       description="Ranges of the plausibility checks.")
 
     def model_post_init(self, context: Any) -> None:
         if (self.seed_a_mm is None) != (self.seed_b_mm is None):
@@ -77,6 +82,8 @@ def identify_case(
     seed_b: tuple[float, float, float] | None = None,
     landmarks: dict | None = None,
     method: str | None = None,
+    plausibility: bool = True,
+    ranges: PlausibleRanges | None = None,
     progress: Progress | None = None,
 ) -> IdentityResult:
     """Identify the twins of a case folder and write the results.
@@ -96,12 +103,23 @@ def identify_case(
         ``{"A": {"nasion": [x, y, z], ...}, "B": {...}}`` (world mm) for the classification.
     method : str, optional
         Brain split method.
+    plausibility : bool
+        Refuse (InputError) when a check of :func:`check_plausibility` fails; False
+        records the checks and goes on.
+    ranges : PlausibleRanges, optional
+        The checks' ranges (the packaged defaults when omitted).
     progress : callable, optional
         ``progress(message, fraction)``.
 
     Returns
     -------
     IdentityResult
+
+    Raises
+    ------
+    InputError
+        Before anything is written, when the scan is not two children's heads (one line
+        naming the failed checks and how to override them).
     """
 
     report = progress or silent
@@ -111,11 +129,17 @@ def identify_case(
     tissues = Volume.read(case.tissues)
     report("identifying the twins", 0.05)
     result = identify(tissues, seed_a_mm=seed_a, seed_b_mm=seed_b, method=method)
+    ct = Volume.read(case.scan) if case.scan.exists() else None  # also for the figure
+    same = ct is not None and ct.same_grid(tissues, tol_mm=1e-2)
+    report("checking that these are two children's heads", 0.45)
+    checks = plausible_heads(tissues, result, ct=ct if same else None, ranges=ranges,
+                             refuse=plausibility)
+    identity = {**result.to_plan(), "plausibility": checks.to_plan()}
     write_volume(result.owner, case.twins)
     if not result.conjoined:
         update_plan(
             case,
-            identity=result.to_plan(),
+            identity=identity,
             conjoined=False,
             closest_distance_mm=round(float(result.closest_distance_mm or 0.0), 2),
         )
@@ -123,8 +147,6 @@ def identify_case(
     # --- measurements by the other stages -------------------------------------------
 
     report("measuring shared anatomy", 0.5)
-    ct = Volume.read(case.scan) if case.scan.exists() else None  # also for the figure
-    same = ct is not None and ct.same_grid(tissues, tol_mm=1e-2)
     shared = measure_shared(tissues, result.owner, image=ct if same else None)
     report("classifying the junction", 0.8)
     classification = classify(tissues, result.owner, shared, landmarks=landmarks)
@@ -135,13 +157,11 @@ def identify_case(
     junction_figure(ct, tissues, result.owner, fig_path,
                     shared_vessel_mask=getattr(shared, "shared_vessel_mask", None))
     figures["junction"] = fig_path.relative_to(case.root).as_posix()
-    from twinsep.casefolder import load_plan
-
     old_figures = dict(load_plan(case).get("figures") or {})
     old_figures.update(figures)
     update_plan(
         case,
-        identity=result.to_plan(),
+        identity=identity,
         conjoined=True,
         closest_distance_mm=None,
         shared=shared.to_plan(),
@@ -151,9 +171,48 @@ def identify_case(
     return result
 
 
+def plausible_heads(
+    tissues: Volume,
+    result: IdentityResult,
+    *,
+    ct: Volume | None = None,
+    ranges: PlausibleRanges | None = None,
+    refuse: bool = True,
+) -> PlausibilityResult:
+    """The plausibility checks of identify's result, logged; InputError if one fails.
+
+    Parameters
+    ----------
+    tissues : Volume
+        Tissue codes.
+    result : IdentityResult
+        What :func:`~twinsep.identify.identity.identify` found.
+    ct : Volume, optional
+        The CT (HU) on the tissues' grid.
+    ranges : PlausibleRanges, optional
+        The ranges (packaged defaults when omitted).
+    refuse : bool
+        Raise on a failed check (else only log it).
+
+    Returns
+    -------
+    PlausibilityResult
+    """
+    checks = check_plausibility(tissues, result.owner, ct=ct, conjoined=result.conjoined,
+                                ranges=ranges)
+    for c in checks.checks:
+        logger.info("plausibility: %s", c.describe())
+    if checks.failed:
+        if refuse:
+            raise InputError(checks.refusal())
+        logger.warning("plausibility checks off: %s", checks.refusal())
+    return checks
+
+
 def _run(case: Case, settings: IdentifySettings, progress: Progress) -> StageResult:
     res = identify_case(case, seed_a=settings.seed_a_mm, seed_b=settings.seed_b_mm,
                         landmarks=read_landmarks(settings.landmarks), method=str(settings.method),
+                        plausibility=settings.plausibility, ranges=settings.plausible,
                         progress=progress)
     plan = load_plan(case)
     sections = {k: plan[k] for k in ("identity", "conjoined", "closest_distance_mm", "shared",
@@ -161,7 +220,7 @@ def _run(case: Case, settings: IdentifySettings, progress: Progress) -> StageRes
     logger.info("method %s: %s", res.method, "conjoined" if res.conjoined else
                 f"not conjoined, {res.closest_distance_mm or 0:.1f} mm apart")
     summary = ("" if res.conjoined else
-               f"not conjoined: heads {res.closest_distance_mm or 0:.1f} mm apart")
+               f"not conjoined: two separate heads {res.closest_distance_mm or 0:.1f} mm apart")
     return StageResult(sections=sections, files=("labels/twins.nii.gz",), summary=summary,
                        data=res)
 
@@ -189,4 +248,5 @@ STAGE = Stage(
     described=("seed_a_mm", "seed_b_mm"),
 )
 
-__all__ = ["STAGE", "IdentifySettings", "IdentityResult", "identify_case", "read_landmarks"]
+__all__ = ["STAGE", "IdentifySettings", "IdentityResult", "identify_case", "plausible_heads",
+           "read_landmarks"]

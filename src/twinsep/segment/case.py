@@ -16,11 +16,18 @@ from typing import Any
 import numpy as np
 from pydantic import Field, ValidationError
 
-from twinsep.casefolder import Case, sha256_array, sha256_file, update_plan, write_volume
+from twinsep.casefolder import (
+    Case,
+    read_json,
+    sha256_array,
+    sha256_file,
+    update_plan,
+    write_volume,
+)
 from twinsep.errors import InputError
 from twinsep.image import Volume, resample_like
 from twinsep.progress import Progress
-from twinsep.segment.core import CTSettings, segment_ct, tissue_stats
+from twinsep.segment.core import NOT_CT_HINT, CTSettings, segment_ct, tissue_stats
 from twinsep.settings import Settings, default
 from twinsep.stage import Stage, StageResult
 
@@ -189,6 +196,34 @@ def import_label_map(
     return reference.with_array(np.ascontiguousarray(moving.array, dtype=np.uint8))
 
 
+def scan_modality(case: Case) -> str | None:
+    """The DICOM Modality of the case's scan (``case.json`` ``source.modality``), or None
+    when it is not known (NIfTI/NRRD/MHA input, no case.json)."""
+    if not case.case_json.is_file():
+        return None
+    try:
+        info = read_json(case.case_json)
+    except (OSError, ValueError):
+        return None
+    source = info.get("source") if isinstance(info, dict) else None
+    modality = source.get("modality") if isinstance(source, dict) else None
+    if not modality:
+        return None
+    return str(modality).strip().upper() or None
+
+
+def check_modality(modality: str | None) -> None:
+    """Refuse (InputError) a scan whose DICOM Modality is known and is not CT."""
+    if modality is not None and modality != "CT":
+        name = {"MR": "MR", "PT": "PET", "NM": "nuclear medicine", "US": "ultrasound",
+                "CR": "radiograph", "DX": "radiograph", "XA": "angiogram (XA)"}.get(
+                    modality, f"not CT ({modality})")
+        raise InputError(
+            f"the scan is {name} (DICOM Modality {modality}); twinsep segments CT by "
+            f"Hounsfield units: {NOT_CT_HINT}"
+        )
+
+
 def segment_case(
     case: Case,
     *,
@@ -219,6 +254,12 @@ def segment_case(
     -------
     SegmentResult
         The label volume, where it was written and the ``segmentation`` plan section.
+
+    Raises
+    ------
+    InputError
+        Without ``tissues_file``: a scan whose DICOM Modality (case.json) is not CT, or
+        whose values cannot be CT Hounsfield units (:func:`~twinsep.segment.core.check_ct_hu`).
     """
     case.require(case.scan, hint="run `twinsep ingest` first")
     if label_map_file is not None and tissues_file is None:
@@ -239,6 +280,7 @@ def segment_case(
             "label_map": {str(k): v for k, v in sorted(mapping.items())} if mapping else None,
         }
     else:
+        check_modality(scan_modality(case))
         s = settings or CTSettings()
         tissues = segment_ct(scan, s, progress)
         section = {"source": "ct", "settings": s.model_dump(mode="json")}
@@ -306,8 +348,10 @@ __all__ = [
     "STAGE",
     "SegmentResult",
     "SegmentSettings",
+    "check_modality",
     "import_label_map",
     "load_label_map",
+    "scan_modality",
     "segment_case",
     "settings_from_json",
 ]

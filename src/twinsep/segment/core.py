@@ -71,7 +71,10 @@ DEPTH_GRID_MM = 2.0
 
 
 __all__ = [
+    "NOT_CT_HINT",
     "CTSettings",
+    "air_fraction",
+    "check_ct_hu",
     "segment_ct",
     "tissue_stats",
 ]
@@ -218,6 +221,16 @@ class CTSettings(BaseModel):
     max_csf_hole_ml: float = Field(
         _CT["max_csf_hole_ml"], ge=0,
         description="CSF islands enclosed by brain and smaller than this (ml) become brain.",
+    )
+    air_hu: float = Field(
+        _CT["air_hu"],
+        description="A CT in HU holds air (about -1000 HU) around the head: voxels below "
+        "this (HU) count as air for the check that the scan is in Hounsfield units.",
+    )
+    min_air_fraction: float = Field(
+        _CT["min_air_fraction"], ge=0, lt=1,
+        description="Fewer voxels than this share below air_hu and the scan is refused as "
+        "not CT Hounsfield units (an MR, a PET, a map of other units); 0 turns this off.",
     )
 
 
@@ -625,7 +638,7 @@ def segment_ct(
     sp = ct.spacing_kji
     vox_ml = ct.voxel_volume_ml
     arr = np.asarray(ct.array)
-    _check_hu(arr, s)
+    check_ct_hu(arr, s)
     _report(progress, "head", 0.0)
     box, head, h, raw = _head(arr, sp, s, progress)
     _report(progress, "bone", 0.15)
@@ -651,14 +664,50 @@ def segment_ct(
     return ct.with_array(out)
 
 
-def _check_hu(arr: np.ndarray, s: CTSettings) -> None:
-    """Refuse NaN/infinite voxels and an image with no air (not HU)."""
+#: What to do with a scan that is not a CT in HU (the end of the refusal's line).
+NOT_CT_HINT = ("give the CT series (--series UID), or import a tissue label map with "
+               "--tissues FILE")
+
+
+def air_fraction(arr: np.ndarray, air_hu: float) -> float:
+    """Share (0-1) of the voxels below ``air_hu`` (HU)."""
+    return float(np.count_nonzero(arr < air_hu)) / max(arr.size, 1)
+
+
+def check_ct_hu(arr: np.ndarray, s: CTSettings | None = None) -> None:
+    """Refuse NaN/infinite voxels and a value range that cannot be CT Hounsfield units.
+
+    A head CT holds the air around the head (about -1000 HU; -1024 to -3024 outside the
+    reconstructed circle): 62 % of the phantom's voxels, 69-88 % of real head CTs
+    (neurolabusc/dcm_qa_ct, GE and Philips) lie below -500 HU. An MR (Colin27 T1: 0-192),
+    a PET or a map of other units has none. Refused when fewer than
+    ``s.min_air_fraction`` (0.5 %) of the voxels lie below ``s.air_hu`` (-500 HU).
+
+    Parameters
+    ----------
+    arr : ndarray
+        The scan's values.
+    s : CTSettings, optional
+        ``air_hu`` (HU) and ``min_air_fraction``.
+
+    Raises
+    ------
+    InputError
+        One line: what was found and what to do.
+    """
+    s = s or CTSettings()
     if arr.dtype.kind not in "iub" and not np.isfinite(arr).all():
         raise InputError("the scan holds NaN or infinite values")
-    amin = float(arr.min())
-    if amin >= s.head_hu:
+    if s.min_air_fraction <= 0:
+        return
+    frac = air_fraction(arr, s.air_hu)
+    if frac < s.min_air_fraction:
+        amin, p1 = float(arr.min()), float(np.percentile(arr, 1))
         raise InputError(
-            f"the scan has no air (minimum {amin:.0f}); is it a CT in Hounsfield units?"
+            f"the scan's values are not CT Hounsfield units: {100 * frac:.2g} % of the voxels "
+            f"below {s.air_hu:.0f} HU (air), minimum {amin:.4g}, 1st percentile {p1:.4g}; "
+            f"twinsep segments CT by Hounsfield units: {NOT_CT_HINT} (or --set "
+            "ct.min_air_fraction=0 if it is a CT without air)"
         )
 
 
