@@ -167,3 +167,25 @@ def test_cli(pair, tmp_path):
     assert plan_after == plan_before
     assert main(["compare", str(e), str(tmp_path / "missing"), "--out",
                  str(tmp_path / "o2")]) == 2
+
+
+def test_months_from_the_ages_at_the_scans(pair, tmp_path):
+    """Without --months, the months come from ``source.age_at_scan_days`` (ingest keeps
+    that interval, never the study dates); a later scan at a younger age is flagged."""
+    from twinsep.casefolder import read_json, write_json
+    from twinsep.compare import compare_cases
+
+    _, _, e, lt = pair
+    cases = {}
+    for name, src, age in (("e", e, 182.0), ("l", lt, 365.0)):
+        cases[name] = tmp_path / name
+        shutil.copytree(src, cases[name])
+        info = read_json(cases[name] / "case.json")
+        info["source"]["age_at_scan_days"] = age
+        write_json(cases[name] / "case.json", info)
+    g = compare_cases(cases["e"], cases["l"], tmp_path / "out").growth
+    assert g["months"] == pytest.approx((365.0 - 182.0) / (365.25 / 12), abs=1e-4)
+    assert "ages at the scans, 182 and 365 days" in g["months_source"]
+    assert "20" not in g["months_source"]  # no date
+    with pytest.raises(Exception, match="younger age"):
+        compare_cases(cases["l"], cases["e"], tmp_path / "out2")
