@@ -30,7 +30,7 @@ def test_stage_order() -> None:
     assert tuple(s.name for s in STAGES) == (
         "ingest", "segment", "identify", "separate", "simulate", "models", "view", "schedule",
         "report")
-    # plan.json 1.0.0 and the case's state files call the view stage "viewer"
+    # plan.json (1.0.0, 1.1.0) and the case's state files call the view stage "viewer"
     assert tuple(s.key for s in STAGES) == (
         "ingest", "segment", "identify", "separate", "simulate", "models", "viewer",
         "schedule", "report")

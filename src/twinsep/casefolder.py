@@ -34,7 +34,7 @@ from twinsep import __version__
 from twinsep.errors import InputError
 
 #: Version of the plan.json format; bump on purpose when the public interface changes.
-PLAN_SCHEMA_VERSION = "1.0.0"
+PLAN_SCHEMA_VERSION = "1.1.0"
 
 #: Wall time and memory of each stage of the last plan, beside plan.json (which holds no
 #: times, so that it is byte-identical for the same input and settings).

@@ -17,7 +17,8 @@ class NotConjoinedError(Exception):
     """The two heads do not touch; carries the closest distance in mm."""
 
     def __init__(self, distance_mm: float):
-        super().__init__(f"not conjoined: the heads are {distance_mm:.1f} mm apart at the closest")
+        super().__init__(f"not conjoined: two separate heads {distance_mm:.1f} mm apart at "
+                         "the closest")
         self.distance_mm = distance_mm
 
 

@@ -97,7 +97,7 @@ class Stage(Generic[S]):
         other than its default is added to plan.json ``case.settings`` by its key.
     plan_name : str
         The stage's name in plan.json ``case`` and the case's state files when it is not
-        ``name`` (plan.json 1.0.0 calls ``view`` "viewer").
+        ``name`` (plan.json 1.0.0 and 1.1.0 call ``view`` "viewer").
     """
 
     name: str

@@ -14,8 +14,8 @@ import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
 from twinsep.casefolder import sha256_array, sha256_file
-from twinsep.deid import pseudonym
 from twinsep.cli import main
+from twinsep.deid import pseudonym
 from twinsep.errors import InputError
 from twinsep.exchange.dicom import write_ct_series, write_enhanced_ct
 from twinsep.image import Volume

@@ -139,3 +139,14 @@ def _root(
         handler._twinsep_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+
+
+def in_case(path: Path | str, case: Path | str) -> str:
+    """``path`` named relative to the case folder: printouts never show the folder, whose
+    name is often the patient's (``labels/twins.nii.gz``, not ``/data/Doe_Jane/labels/...``)."""
+    path, case = Path(path).absolute(), Path(case).absolute()
+    try:
+        return path.relative_to(case).as_posix() or "."
+    except ValueError:
+        return path.name
+

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import SET_HELP, app, console, parse_point, run_command
+from twinsep.cli._app import SET_HELP, app, console, in_case, parse_point, run_command
 
 
 @app.command("identify")
@@ -41,8 +41,8 @@ def identify(
         "method": method, "landmarks": landmarks}, set_).data
     if not result.conjoined:
         console.print(
-            f"not conjoined: the heads are {result.closest_distance_mm:.1f} mm apart at the "
-            f"closest -> {Case(case).plan}"
+            f"not conjoined: two separate heads {result.closest_distance_mm:.1f} mm apart at "
+            f"the closest -> {Case(case).plan.name}"
         )
         return
     ml = result.owner.voxel_volume_ml
@@ -50,5 +50,5 @@ def identify(
     n_b = int((result.owner.array == 2).sum())
     console.print(
         f"identify ({result.method}): twin A (purple) {n_a * ml:.0f} ml, twin B (orange) "
-        f"{n_b * ml:.0f} ml -> {Case(case).twins}"
+        f"{n_b * ml:.0f} ml -> {in_case(Case(case).twins, case)}"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import SET_HELP, app, console, run_command
+from twinsep.cli._app import SET_HELP, app, console, in_case, run_command
 
 
 @app.command("report")
@@ -20,8 +20,8 @@ def report(
     """Write CASE/report.html (self-contained, figures embedded) and CASE/report.pdf."""
     res = run_command("report", case, {"keep_phi": keep_phi or None,
                                        "pdf": False if no_pdf else None}, set_).data
-    console.print(f"report: {res.html}", soft_wrap=True)
+    console.print(f"report: {in_case(res.html, case)}", soft_wrap=True)
     if res.pdf is not None:
-        console.print(f"report: {res.pdf}", soft_wrap=True)
+        console.print(f"report: {in_case(res.pdf, case)}", soft_wrap=True)
     elif res.note:
         console.print(f"[yellow]warning:[/yellow] {res.note}")

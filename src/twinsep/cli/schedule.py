@@ -30,7 +30,7 @@ def schedule(
     console.print(
         f"schedule: stage {op['stage']}, {op['total_h']:.1f} h, "
         f"{len(section['assignments'])} assignments ({section['solver']['status'].lower()}); "
-        f"written to {Path(case) / 'schedule'} and plan.json"
+        "written to schedule/ and plan.json"
     )
     for note in section["notes"]:
         console.print(f"  note: {note}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import SET_HELP, app, console, run_command
+from twinsep.cli._app import SET_HELP, app, console, in_case, run_command
 
 
 @app.command("segment")
@@ -50,4 +50,4 @@ def segment(
     parts = ", ".join(
         f"{name} {stats[name]['volume_ml']:.1f} ml" for name in TISSUE_NAMES.values()
     )
-    console.print(f"segment ({result.source}): {parts} -> {result.path}")
+    console.print(f"segment ({result.source}): {parts} -> {in_case(result.path, case)}")

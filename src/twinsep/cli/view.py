@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twinsep.cli._app import SET_HELP, app, console, run_command
+from twinsep.cli._app import SET_HELP, app, console, in_case, run_command
 
 
 @app.command("view")
@@ -38,7 +38,8 @@ def view(
             server.server_close()
         raise
     mb = result.size_bytes / 1e6
-    console.print(f"wrote {result.index_html} ({mb:.1f} MB, {len(result.layers)} layers)")
+    console.print(f"wrote {in_case(result.index_html, case)} ({mb:.1f} MB, "
+                  f"{len(result.layers)} layers)")
     if server is None:
         if open_browser:
             import webbrowser
