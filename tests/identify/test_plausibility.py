@@ -91,7 +91,7 @@ def test_one_head_cut_in_two_fails_the_spacing_check() -> None:
                     reason="Colin27 (/work/shared/data/real-heads) not here")
 def test_colin27_one_adult_head_refused() -> None:
     """One real adult head (Colin27; its label map's brain, the T1's head as scalp): split
-    automatically into 761 + 340 ml, refused by the spacing of the two 'brains' (0.33)."""
+    automatically (at 1 mm: 761 + 340 ml), refused by the spacing of the two "brains" (0.33)."""
     from scipy import ndimage as ndi
 
     from twinsep.identify.identity import identify
@@ -103,7 +103,9 @@ def test_colin27_one_adult_head_refused() -> None:
     t = np.zeros(head.shape, np.uint8)
     t[head] = Tissue.SCALP
     t[brain] = Tissue.BRAIN
-    tissues = t1.with_array(t)
+    # every second voxel (2 mm): the same verdict in a sixth of the time
+    tissues = Volume(t[::2, ::2, ::2], t1.origin, tuple(2 * s for s in t1.spacing),
+                     t1.direction)
     res = identify(tissues)
     # the map has no skull, so only the brain-based checks are asked here
     ranges = PlausibleRanges(bone_to_brain=(0.0, 1.0))
