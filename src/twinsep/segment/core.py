@@ -665,8 +665,8 @@ def segment_ct(
 
 
 #: What to do with a scan that is not a CT in HU (the end of the refusal's line).
-NOT_CT_HINT = ("give the CT series (--series UID), or import a tissue label map with "
-               "--tissues FILE")
+NOT_CT_HINT = ("give the CT series (ingest or plan --series, as the series list names it), "
+               "or import a tissue label map with --tissues FILE")
 
 
 def air_fraction(arr: np.ndarray, air_hu: float) -> float:
