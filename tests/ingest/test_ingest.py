@@ -469,3 +469,30 @@ def test_case_json_keys_and_progress(tmp_path):
     assert set(info) == {"twinsep_version", "created_by", "scan", "source", "geometry",
                          "pixel_type", "value_range", "rescale", "resampling", "hashes"}
     assert info["value_range"] == [int(vol.array.min()), int(vol.array.max())]
+
+
+# --- bad values -------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_voxels_are_refused(tmp_path, capsys, bad, suffix):
+    """ITK's NIfTI reader makes them 0 without a word: checked before it reads."""
+    a = np.full((6, 7, 8), 20.0, np.float32)
+    a[2, 3, 4] = bad
+    a[0, 0, 0] = -1000.0
+    Volume(a, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)).write(tmp_path / f"f{suffix}")
+    assert _run(tmp_path / f"f{suffix}", tmp_path / "case") == 2
+    err = capsys.readouterr().err
+    assert "1 of 336 voxels are not numbers" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "case").exists()
+
+
+def test_thick_slices_are_warned_of(tmp_path, capsys):
+    vol = Volume(np.zeros((5, 6, 7), np.int16), (0.0, 0.0, 0.0), (0.5, 0.5, 5.0))
+    vol.write(tmp_path / "thick.nii.gz")
+    assert _run(tmp_path / "thick.nii.gz", tmp_path / "case") == 0
+    out = " ".join(capsys.readouterr().err.split())
+    assert "warning: slices 5 mm thick (over 3 mm)" in out
+    thin = Volume(np.zeros((5, 6, 7), np.int16), (0.0, 0.0, 0.0), (0.5, 0.5, 3.0))
+    thin.write(tmp_path / "thin.nii.gz")
+    assert _run(tmp_path / "thin.nii.gz", tmp_path / "case2") == 0
+    assert "thick" not in capsys.readouterr().err

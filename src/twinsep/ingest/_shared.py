@@ -94,3 +94,25 @@ def check_allocation(shape: tuple[int, ...], itemsize: int, where: Path | str,
         raise InputError(f"{where}: its header declares {dims} voxels "
                          f"({n_bytes / GIB:.3g} GiB), over the memory limit of "
                          f"{limit_gb:g} GiB (set ingest.memory_limit_gb to read it)")
+
+
+def non_finite(array: np.ndarray) -> tuple[int, int]:
+    """``(voxels not finite, of which NaN)`` of ``array`` (0, 0 for integer arrays)."""
+    if array.dtype.kind not in "fc":
+        return 0, 0
+    return (int(array.size - np.count_nonzero(np.isfinite(array))),
+            int(np.count_nonzero(np.isnan(array))))
+
+
+def refuse_non_finite(bad: int, n_nan: int, total: int, where: Path | str) -> None:
+    """Refuse a scan with ``bad`` of its ``total`` voxels NaN or infinite (``n_nan`` of them
+    NaN): twinsep never reads them as 0 HU."""
+    if bad:
+        raise InputError(f"{where}: {bad} of {total} voxels are not numbers ({n_nan} NaN, "
+                         f"{bad - n_nan} infinite); twinsep will not guess their values, "
+                         "fix or mask them in the source")
+
+
+def check_finite(array: np.ndarray, where: Path | str) -> None:
+    """Refuse an array holding NaN or infinite voxels."""
+    refuse_non_finite(*non_finite(array), array.size, where)

@@ -28,7 +28,9 @@ from twinsep.ingest._shared import (
     check_3d,
     check_allocation,
     itk_error,
+    non_finite,
     quiet_stderr,
+    refuse_non_finite,
     suffix,
 )
 
@@ -406,6 +408,27 @@ def _nifti_expected(path: Path) -> int:
         raise InputError(f"{path}: not a readable NIfTI file ({type(exc).__name__})") from None
 
 
+def _check_nifti_finite(path: Path) -> None:
+    """ITK's NIfTI reader turns NaN and infinite voxels into 0 without a word: count them
+    here first (nibabel, a slab of slices at a time: bounded memory)."""
+    import nibabel as nib
+
+    img = nib.load(path)
+    if img.get_data_dtype().kind not in "fc":
+        return
+    proxy = img.dataobj
+    shape = tuple(int(n) for n in proxy.shape)
+    bad = n_nan = 0
+    if len(shape) < 3:
+        bad, n_nan = non_finite(np.asarray(proxy))
+    else:
+        step = max(1, (1 << 22) // max(1, shape[0] * shape[1]))
+        for k in range(0, shape[2], step):
+            b, n = non_finite(np.asarray(proxy[:, :, k:k + step]))
+            bad, n_nan = bad + b, n_nan + n
+    refuse_non_finite(bad, n_nan, math.prod(shape), path)
+
+
 def _check_nifti_complete(path: Path, expected: int | None = None) -> None:
     """ITK reads a truncated NIfTI file without complaint (zero-filled): check it here."""
     if expected is None:
@@ -498,6 +521,7 @@ def read_itk(path: Path, fmt: str, *, limit_gb: float) -> Loaded:
     n_voxels = math.prod(size)
     if nifti_bytes is not None:
         _check_nifti_complete(path, nifti_bytes)
+        _check_nifti_finite(path)
     elif layout is not None:
         _check_data(path, layout, n_voxels * itemsize, n_voxels)
     try:

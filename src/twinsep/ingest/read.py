@@ -27,7 +27,7 @@ from twinsep.casefolder import Case, atomic_output_dir, sha256_array, sha256_fil
 from twinsep.deid import deidentify
 from twinsep.errors import InputError
 from twinsep.image import Volume
-from twinsep.ingest._shared import Loaded, quiet_stderr, suffix
+from twinsep.ingest._shared import Loaded, check_finite, quiet_stderr, suffix
 from twinsep.ingest.dicom import read_dicom_file, read_dicom_folder
 from twinsep.ingest.itk import read_itk
 from twinsep.progress import Progress
@@ -95,18 +95,6 @@ def _load(scan: Path, series_uid: str | None, progress: Progress | None,
 
 
 # --------------------------------------------------------------------------------------
-def check_finite(array: np.ndarray, where: Path) -> None:
-    """Refuse voxels that are NaN or infinite (never read them as 0 HU)."""
-    if array.dtype.kind != "f":
-        return
-    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-    if bad:
-        n_nan = int(np.count_nonzero(np.isnan(array)))
-        raise InputError(f"{where}: {bad} of {array.size} voxels are not numbers ({n_nan} NaN, "
-                         f"{bad - n_nan} infinite); twinsep will not guess their values, "
-                         "fix or mask them in the source")
-
-
 def thick_slice_notes(volume: Volume, source: dict, limit_mm: float) -> list[str]:
     """A warning when the slices are thicker than ``limit_mm`` (the largest voxel step,
     or the DICOM SliceThickness when it is larger), else nothing."""
