@@ -193,3 +193,17 @@ def test_scan_files_notes_malformed_and_copies(tmp_path):
         "dropped a/copy.dcm: a copy of a/IM00002.dcm (same SOPInstanceUID and bytes)",
         "skipped a/bad.dcm: NumberOfFrames '1A' is not a number",
     ]
+
+
+def test_a_4d_series_is_named_as_such() -> None:
+    """Several volumes at the same slice positions (a real Canon MR of dcm_qa_canon: 13 at
+    each of 40) are named a 4-D series, not 'slices at the same position'."""
+    from twinsep.exchange.dicom import stack_geometry
+
+    z = np.repeat(np.arange(5) * 2.0, 3)
+    positions = np.stack([np.zeros_like(z), np.zeros_like(z), z], 1)
+    orientation = np.array([1.0, 0, 0, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"3 images at each of its 5 slice positions.*4-D"):
+        stack_geometry(positions, orientation, np.array([1.0, 1.0]))
+    with pytest.raises(ValueError, match="two or more slices at the same position"):
+        stack_geometry(positions[:4], orientation, np.array([1.0, 1.0]))

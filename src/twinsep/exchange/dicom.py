@@ -690,6 +690,11 @@ def stack_geometry(
         raise ValueError("a single slice")
     step = float(np.median(steps))
     if steps.min() <= 1e-6 * max(1.0, abs(step)) or step <= 0:
+        _, counts = np.unique(np.round(along, 3), return_counts=True)
+        if len(counts) > 1 and counts.min() == counts.max() > 1:
+            raise ValueError(f"{counts[0]} images at each of its {len(counts)} slice "
+                             "positions: several volumes (time points, echoes or "
+                             "b-values: a 4-D series); twinsep needs one 3-D volume")
         raise ValueError("two or more slices at the same position")
     rel = positions - positions[0]
     in_plane = np.column_stack([rel @ d[:, 0], rel @ d[:, 1]])
