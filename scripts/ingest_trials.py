@@ -236,8 +236,8 @@ def compare_dcm2niix(files: list[Path], scan: Path, work: Path) -> dict:
     img = sitk.Cast(img, sitk.sitkFloat64)
     res["d2n_spacing"] = [round(s, 4) for s in img.GetSpacing()]
     lin = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, float("nan"), sitk.sitkFloat64)
-    a = sitk.GetArrayViewFromImage(lin)
-    b = sitk.GetArrayViewFromImage(sitk.Cast(ref, sitk.sitkFloat64))
+    a = sitk.GetArrayFromImage(lin)
+    b = sitk.GetArrayFromImage(sitk.Cast(ref, sitk.sitkFloat64))
     inside = np.isfinite(a)
     if ref.GetNumberOfComponentsPerPixel() > 1 or b.shape != a.shape:
         res["d2n"] = "not comparable (components)"
@@ -408,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="all results as JSON (default: TABLE.json)")
     ap.add_argument("--scratch", type=Path, default=None, help="where the trial cases go")
     ap.add_argument("--no-compare", action="store_true")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the results already in the JSON file and run only the others")
     ap.add_argument("--jobs", type=int, default=1, help="trials run at once (times and RSS "
                     "are then measured under contention)")
     a = ap.parse_args(argv)
@@ -419,6 +421,10 @@ def main(argv=None) -> int:
     json_path = a.json or a.out.with_suffix(".json")
     from concurrent.futures import ThreadPoolExecutor
     results: list = [None] * len(trials)
+    if a.resume and json_path.is_file():
+        done = {r["trial"]: r for r in json.loads(json_path.read_text())}
+        results = [done.get(str(t.resolve())) for t in trials]
+    todo = [i for i, r in enumerate(results) if r is None]
 
     def one(i):
         r = trial(trials[i].resolve(), scratch, compare=not a.no_compare)
@@ -429,7 +435,7 @@ def main(argv=None) -> int:
         json_path.write_text(json.dumps([x for x in results if x], indent=1, default=str))
 
     with ThreadPoolExecutor(max(1, a.jobs)) as pool:
-        list(pool.map(one, range(len(trials))))
+        list(pool.map(one, todo))
     a.out.write_text(table(results) + "\n" + summary(results) + "\n")
     print(summary(results))
     return 0
